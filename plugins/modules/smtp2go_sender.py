@@ -1,0 +1,330 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: karto maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: smtp2go_sender
+short_description: Manage an SMTP2GO verified sender, a single address or a whole domain
+version_added: 0.1.0
+description:
+  - SMTP2GO relays only mail whose From address is a verified sender. This module adds one
+    and reports whether it is verified yet.
+  - A single sender email (O(email_address)) is verified by a person clicking the link SMTP2GO
+    mails to that address. It is the only way to send as a mailbox on a domain you do not own,
+    such as V(karto.help@ro.ru).
+  - A sender domain (O(domain)) is verified by publishing the CNAME records the module returns
+    in RV(dns_records).
+  - The module always looks first and adds only what is missing, because adding an unverified
+    address again re-sends the verification mail.
+author:
+  - karto maintainers (@karto)
+extends_documentation_fragment:
+  - karto.supabase_mail.smtp2go
+attributes:
+  check_mode:
+    description: Looks the sender up and reports what would change; adds or removes nothing and does not wait.
+    support: full
+  diff_mode:
+    description: Shows the sender before and after.
+    support: full
+options:
+  email_address:
+    description:
+      - A single sender email to verify. Mutually exclusive with O(domain).
+    type: str
+    aliases: [email]
+  domain:
+    description:
+      - A sender domain to verify, such as V(mail.example.com). Mutually exclusive with O(email_address).
+    type: str
+  state:
+    description:
+      - V(present) adds the sender when missing; V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  verification_message:
+    description:
+      - A short text SMTP2GO adds to the verification mail, so the mailbox owner knows why it came.
+    type: str
+  wait_for_verification:
+    description:
+      - Wait until the sender is verified, or fail after O(verification_timeout) with what to do.
+      - For a domain, each poll asks SMTP2GO to check the DNS records again.
+    type: bool
+    default: false
+  verification_timeout:
+    description:
+      - Seconds to wait with O(wait_for_verification).
+    type: int
+    default: 300
+  poll_interval:
+    description:
+      - Seconds between two looks while waiting.
+    type: int
+    default: 10
+seealso:
+  - name: SMTP2GO sender verification
+    description: Single sender emails and sender domains.
+    link: https://developers.smtp2go.com/docs/getting-started
+  - module: karto.supabase_mail.smtp2go_user
+"""
+
+EXAMPLES = r"""
+- name: Verify the team mailbox as a sender (a person clicks the link SMTP2GO mails to it)
+  karto.supabase_mail.smtp2go_sender:
+    api_key: "{{ smtp2go_api_key }}"
+    email_address: karto.help@ro.ru
+    verification_message: Supabase Auth for KARTO will send from this address.
+  register: sender
+  delegate_to: localhost
+
+- name: Wait up to ten minutes for the click
+  karto.supabase_mail.smtp2go_sender:
+    api_key: "{{ smtp2go_api_key }}"
+    email_address: karto.help@ro.ru
+    wait_for_verification: true
+    verification_timeout: 600
+  delegate_to: localhost
+
+- name: Add a sender domain and show the CNAME records to publish
+  karto.supabase_mail.smtp2go_sender:
+    api_key: "{{ smtp2go_api_key }}"
+    domain: mail.example.com
+  register: sender_domain
+  delegate_to: localhost
+
+- name: Show the records
+  ansible.builtin.debug:
+    msg: "{{ item.name }} CNAME {{ item.value }}"
+  loop: "{{ sender_domain.dns_records }}"
+"""
+
+RETURN = r"""
+sender:
+  description: The sender after the run (as it would be, in check mode); null when absent.
+  returned: always
+  type: dict
+  contains:
+    type:
+      description: email or domain.
+      type: str
+      sample: email
+    name:
+      description: The address or domain.
+      type: str
+      sample: karto.help@ro.ru
+    verified:
+      description: Whether SMTP2GO accepts mail from it.
+      type: bool
+      sample: false
+verified:
+  description: Whether the sender is verified; false when absent or added in check mode.
+  returned: always
+  type: bool
+  sample: true
+verification_sent:
+  description: Whether this run made SMTP2GO mail a verification link (single sender email only).
+  returned: always
+  type: bool
+  sample: false
+dns_records:
+  description: For a domain, the CNAME records to publish and whether SMTP2GO has seen each.
+  returned: when O(domain) is given and the domain exists
+  type: list
+  elements: dict
+  sample:
+    - {type: CNAME, purpose: dkim, name: s123456._domainkey.mail.example.com, value: dkim.smtp2go.net, verified: false}
+    - {type: CNAME, purpose: return-path, name: em123456.mail.example.com, value: return.smtp2go.net, verified: false}
+"""
+
+import time
+
+from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import build_diff
+from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
+from ansible_collections.karto.supabase_mail.plugins.module_utils._module import ApiModule
+from ansible_collections.karto.supabase_mail.plugins.module_utils._smtp2go import (
+    Smtp2goClient,
+    connection_argument_spec,
+    domain_dns_records,
+    domain_verified,
+    explain_error,
+)
+from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
+    check_email,
+    check_range,
+    check_smtp_host,
+    first_problem,
+)
+
+
+class EmailSender:
+    kind = "email"
+
+    def __init__(self, client, address):
+        self.client, self.name = client, address
+
+    def find(self):
+        return self.client.find_single_sender(self.name)
+
+    def add(self, message):
+        self.client.add_single_sender(self.name, message)
+
+    def remove(self):
+        self.client.remove_single_sender(self.name)
+
+    def recheck(self):
+        return self.find()
+
+    @staticmethod
+    def verified(found):
+        return bool(found and found.get("verified"))
+
+    @staticmethod
+    def records(found):
+        return None
+
+    def how_to_verify(self, found):
+        return ("open the mailbox %s and click the verification link SMTP2GO sent to it (check the spam "
+                "folder; rerun this task without wait_for_verification to see the state)." % self.name)
+
+
+class DomainSender:
+    kind = "domain"
+
+    def __init__(self, client, domain):
+        self.client, self.name = client, domain.lower().rstrip(".")
+
+    def find(self):
+        return self.client.find_domain(self.name)
+
+    def add(self, message):
+        self.client.add_domain(self.name)
+
+    def remove(self):
+        self.client.remove_domain(self.name)
+
+    def recheck(self):
+        # Asks SMTP2GO to look at the DNS now instead of at its next periodic check.
+        return self.client.verify_domain(self.name) or self.find()
+
+    @staticmethod
+    def verified(found):
+        return domain_verified(found)
+
+    @staticmethod
+    def records(found):
+        return domain_dns_records(found) if found else None
+
+    def how_to_verify(self, found):
+        pending = [r for r in (self.records(found) or []) if not r["verified"]]
+        listing = "; ".join("%s CNAME %s" % (r["name"], r["value"]) for r in pending)
+        return "publish these DNS records, then rerun: %s." % (listing or "see the SMTP2GO console")
+
+
+def sender_view(sender, found, verified):
+    if found is None:
+        return None
+    return {"type": sender.kind, "name": sender.name, "verified": verified}
+
+
+def wait_until_verified(module, sender, found):
+    deadline = time.monotonic() + module.params["verification_timeout"]
+    while not sender.verified(found):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            how = sender.how_to_verify(found)
+            module.fail_json(
+                msg="SMTP2GO sender %s is still not verified after %d seconds: %s"
+                    % (sender.name, module.params["verification_timeout"], how),
+                verified=False, sender=sender_view(sender, found, False),
+                dns_records=sender.records(found))
+        time.sleep(min(module.params["poll_interval"], remaining))
+        found = sender.recheck()
+    return found
+
+
+def run_module():
+    module = ApiModule(
+        argument_spec=dict(
+            email_address=dict(type="str", aliases=["email"]),
+            domain=dict(type="str"),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            verification_message=dict(type="str"),
+            wait_for_verification=dict(type="bool", default=False),
+            verification_timeout=dict(type="int", default=300),
+            poll_interval=dict(type="int", default=10),
+        ),
+        connection_spec=connection_argument_spec(),
+        mutually_exclusive=[("email_address", "domain")],
+        required_one_of=[("email_address", "domain")],
+    )
+    params = module.params
+    module.fail_on_problem(first_problem(
+        check_email("email_address", params["email_address"]),
+        check_smtp_host("domain", params["domain"]),
+        check_range("verification_timeout", params["verification_timeout"], 0, 86400),
+        check_range("poll_interval", params["poll_interval"], 1, 3600),
+    ))
+    client = Smtp2goClient(params["api_url"], params["api_key"], timeout=params["timeout"],
+                           validate_certs=params["validate_certs"])
+    if params["email_address"]:
+        sender = EmailSender(client, params["email_address"])
+    else:
+        sender = DomainSender(client, params["domain"])
+
+    verification_sent = False
+    try:
+        found = before = sender.find()
+        if params["state"] == "absent":
+            changed = found is not None
+            if changed and not module.check_mode:
+                sender.remove()
+            found = None
+        else:
+            changed = found is None
+            if changed:
+                if module.check_mode:
+                    found = {"predicted": True}
+                else:
+                    try:
+                        sender.add(params["verification_message"])
+                    except ApiError as error:
+                        # A lost answer: the add may have landed; a second add would mail again.
+                        if not error.outcome_unknown:
+                            raise
+                    found = sender.find()
+                    if found is None:
+                        module.fail_json(msg="SMTP2GO accepted the new sender %s but does not list it; "
+                                             "rerun in a minute." % sender.name)
+                    verification_sent = sender.kind == "email"
+            if params["wait_for_verification"] and not module.check_mode:
+                found = wait_until_verified(module, sender, found)
+    except ApiError as error:
+        module.fail_api(error, explain_error(error))
+
+    verified = sender.verified(found) if found and not found.get("predicted") else False
+    result = dict(
+        changed=changed,
+        sender=sender_view(sender, found, verified),
+        verified=verified,
+        verification_sent=verification_sent,
+    )
+    if sender.kind == "domain" and found and not found.get("predicted"):
+        result["dns_records"] = sender.records(found)
+    if module._diff:
+        result["diff"] = build_diff(sender_view(sender, before, sender.verified(before)),
+                                    result["sender"])
+    module.exit_json(**result)
+
+
+def main():
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Run the sandbox: `python -m tests.sandbox --endpoints-file FILE [--seed default|none] [--state-dir DIR]`."""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from .core import ControlApi, SandboxContext
+from .smtp2go_api import Smtp2goApi
+from .supabase_api import SupabaseManagementApi
+
+# Every emulator the sandbox runs; a new emulator is one module plus one entry here.
+SERVICES = (
+    SupabaseManagementApi,
+    Smtp2goApi,
+)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m tests.sandbox", description=__doc__)
+    parser.add_argument("--endpoints-file", required=True, type=Path,
+                        help="where to write the JSON endpoints file once every service listens")
+    parser.add_argument("--seed", choices=("default", "none"), default="default",
+                        help="'default' creates the demo data of tests/sandbox/seed.py")
+    parser.add_argument("--state-dir", type=Path,
+                        help="folder for certificates and other files (default: a new temporary folder)")
+    parser.add_argument("--exit-on-stdin-eof", action="store_true",
+                        help="also stop when stdin closes (the test fixture uses this, so a sandbox "
+                             "never outlives a killed pytest)")
+    return parser.parse_args(argv)
+
+
+def write_atomically(path, data):
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    own_state_dir = args.state_dir is None
+    state_dir = Path(tempfile.mkdtemp(prefix="sandbox-")) if own_state_dir else args.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    context = SandboxContext(state_dir)
+    services = [service_class(context) for service_class in SERVICES]
+    control = ControlApi(context)  # last: it serves the control routes of the others
+    if args.seed == "default":
+        for service in services:
+            service.seed_demo()
+
+    started = []
+    try:
+        endpoints = {"pid": os.getpid()}
+        for service in (control, *services):
+            endpoints.update(service.start())
+            started.append(service)
+        endpoints.update(ca_cert=str(context.tls.ca_cert), state_dir=str(state_dir))
+        write_atomically(args.endpoints_file, endpoints)
+        print(f"sandbox: ready, endpoints in {args.endpoints_file}", file=sys.stderr, flush=True)
+        if args.exit_on_stdin_eof:
+            threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+        stop.wait()
+    finally:
+        for service in reversed(started):
+            service.stop()
+        args.endpoints_file.unlink(missing_ok=True)  # a stale file would point at dead ports
+        if own_state_dir:
+            shutil.rmtree(state_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

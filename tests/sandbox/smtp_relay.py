@@ -1,0 +1,377 @@
+"""A real SMTP relay standing in for mail.smtp2go.com: aiosmtpd on 127.0.0.1, one listener that
+starts plain and offers STARTTLS, one that speaks TLS from the first byte.
+
+AUTH (PLAIN, LOGIN) checks the SMTP users the SMTP2GO emulator issued, MAIL FROM is refused with
+SMTP2GO's reply when the sender is not verified for the user's account, and accepted mail lands in
+an inbox a test can read (`GET /inbox` on the control API, and `.eml` files in state_dir/inbox).
+Every SMTP command is journaled (service "smtp_relay", method "SMTP", path = the command) and can
+be faulted like an HTTP request. README.md in this folder describes it.
+"""
+
+import asyncio
+import email
+import email.policy
+import functools
+import logging
+import re
+import threading
+import time
+import warnings
+from http import HTTPStatus
+
+from aiosmtpd.smtp import ALLOWED_BEFORE_STARTTLS, SMTP, AuthResult
+
+from .core import LOCALHOST, HttpError, Response, Service, control_route, json_object
+
+# aiosmtpd logs every session on "mail.log" (INFO) and setup remarks at WARNING; the sandbox's
+# stderr is for real errors (a handler exception is still logged at ERROR).
+logging.getLogger("mail.log").setLevel(logging.ERROR)
+# The implicit-TLS listener requires AUTH without aiosmtpd's STARTTLS check: the connection is
+# TLS from the first byte, which aiosmtpd does not know about. Its warning does not apply here.
+warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+
+RELAY_HOSTNAME = "mail.smtp2go.com"
+GREETING_IDENT = "ESMTP karto sandbox relay"
+
+STARTTLS_LISTENER = "starttls"
+IMPLICIT_TLS_LISTENER = "implicit_tls"
+
+# A client that connects to the implicit-TLS port and never starts a TLS handshake (a plain SMTP
+# client waiting for the greeting) is dropped after this long; asyncio's default is 60 s.
+TLS_HANDSHAKE_TIMEOUT_SECONDS = 30
+
+# aiosmtpd's own reply when a command other than EHLO/NOOP/STARTTLS/QUIT comes before STARTTLS
+# (require_starttls=True); the relay sends it itself so that the refusal is journaled too.
+STARTTLS_REQUIRED_REPLY = "530 Must issue a STARTTLS command first"
+
+# Relay behaviour a test can change with POST /smtp-relay/knobs (new connections only).
+# Each knob: (default, allowed values). More failure classes are meant to become knobs here.
+KNOBS = {
+    # "starttls_required": the plain port advertises STARTTLS and refuses AUTH/MAIL before it
+    # (aiosmtpd require_starttls). "no_tls": it offers no STARTTLS and advertises AUTH in clear,
+    # like a relay port without TLS.
+    "plain_port_mode": ("starttls_required", ("starttls_required", "no_tls")),
+}
+
+_REPLY_LINE = re.compile(r"^(\d{3})[ -]?(.*)$")
+_COMMANDS_NOT_JOURNALED = {"NOOP"}
+
+
+def smtp_reply(text, default_code=550):
+    """A (possibly multi-line) reply text as SMTP wants it on the wire: "550-a\\r\\n550 b".
+    Lines may or may not carry their code already."""
+    lines = [line for line in str(text).replace("\r\n", "\n").split("\n") if line.strip()] or [""]
+    match = _REPLY_LINE.match(lines[0])
+    code = match.group(1) if match else str(default_code)
+    bodies = []
+    for line in lines:
+        match = _REPLY_LINE.match(line)
+        bodies.append(match.group(2) if match and match.group(1) == code else line)
+    return "\r\n".join(f"{code}{'-' if index < len(bodies) - 1 else ' '}{body}"
+                       for index, body in enumerate(bodies))
+
+
+class _AuthenticatedUser:
+    """What aiosmtpd keeps as `session.auth_data`: the login only, never the password."""
+
+    def __init__(self, login):
+        self.login = login
+
+
+class _RelaySession(SMTP):
+    """One SMTP connection. Wraps every command to journal it, apply faults and the STARTTLS gate."""
+
+    # The usual LOGIN challenges; gomail's LOGIN client insists on exactly these.
+    AuthLoginUsernameChallenge = "Username:"
+    AuthLoginPasswordChallenge = "Password:"
+
+    def __init__(self, relay, listener, starttls_required, **kwargs):
+        super().__init__(relay.handler, **kwargs)
+        self.relay = relay
+        self.listener = listener
+        self.starttls_required = starttls_required
+        self.last_reply = None
+        self.attempted_login = None
+        for command, method in list(self._smtp_methods.items()):
+            self._smtp_methods[command] = self._wrapped(command, method)
+
+    async def push(self, status):
+        self.last_reply = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        await super().push(status)
+
+    @property
+    def tls_mode(self):
+        if self.listener == IMPLICIT_TLS_LISTENER:
+            return "implicit"
+        return "starttls" if self._tls_protocol is not None else None
+
+    @property
+    def auth_user(self):
+        auth_data = self.session.auth_data if self.session else None
+        return getattr(auth_data, "login", None)
+
+    def _wrapped(self, command, method):
+        @functools.wraps(method)
+        async def run(arg):
+            fault = self.relay.context.faults.take(self.relay.name, "SMTP", command)
+            if fault and fault.action == "delay":
+                await asyncio.sleep(fault.seconds)
+            if fault and fault.action == "drop":
+                self._journal(command, arg, None, fault)
+                self.transport.close()
+                return
+            self.last_reply = None
+            if fault and fault.action == "status":
+                # The fault's status is the reply code, its body (if any) the reply text.
+                text = fault.body if fault.body is not None else "Error injected by the sandbox"
+                await self.push(smtp_reply(text, default_code=fault.status))
+            elif (self.starttls_required and self._tls_protocol is None
+                  and command not in ALLOWED_BEFORE_STARTTLS):
+                await self.push(STARTTLS_REQUIRED_REPLY)
+            else:
+                await method(arg)
+            self._journal(command, arg, self.last_reply, fault)
+
+        # aiosmtpd's HELP reads these markers from the command methods.
+        for marker in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):
+            if hasattr(method, marker):
+                setattr(run, marker, getattr(method, marker))
+        return run
+
+    def _journal(self, command, arg, reply, fault):
+        if command in _COMMANDS_NOT_JOURNALED:
+            return
+        code = None
+        if reply:
+            match = _REPLY_LINE.match(reply.rsplit("\r\n", 1)[-1])
+            code = int(match.group(1)) if match else None
+        argument = arg
+        if command == "AUTH" and arg:
+            argument = arg.split()[0]  # the mechanism; never the credentials
+        self.relay.context.journal.record(
+            service=self.relay.name,
+            method="SMTP",
+            path=command,
+            query={},
+            headers={},
+            status=code,
+            json={
+                "listener": self.listener,
+                "port": self.relay.ports.get(self.listener),
+                "tls": self.tls_mode,
+                "user": self.auth_user or self.attempted_login,
+                "argument": argument,
+                "reply": reply,
+            },
+            fault=fault is not None and fault.action != "delay",
+            fault_action=fault.action if fault else None,
+        )
+
+
+class _RelayHandler:
+    """aiosmtpd hooks: sender check at MAIL FROM, delivery to the inbox at the end of DATA."""
+
+    def __init__(self, relay):
+        self.relay = relay
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        ok, reply = self.relay.sender_allowed(server.auth_user, address)
+        if not ok:
+            return smtp_reply(reply)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        message = self.relay.deliver(server, envelope)
+        return f"250 OK id={message['message_id']}"
+
+
+class SmtpRelay(Service):
+    name = "smtp_relay"
+
+    def __init__(self, context):
+        super().__init__(context)
+        self.lock = threading.Lock()
+        self.handler = _RelayHandler(self)
+        self.knobs = {name: default for name, (default, _allowed) in KNOBS.items()}
+        self.ports = {}  # listener -> port
+        self._inbox = []
+        self._next_message_number = 1
+        self._inbox_dir = context.state_dir / "inbox"
+        self._loop = None
+        self._thread = None
+        self._servers = []
+
+    # Lifecycle
+
+    def start(self):
+        self._inbox_dir.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.new_event_loop()
+        opened = threading.Event()
+        failure = []
+
+        def run():
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(self._open_listeners())
+            except Exception as error:  # reported by start() in the main thread
+                failure.append(error)
+                return
+            finally:
+                opened.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="smtp_relay", daemon=True)
+        self._thread.start()
+        opened.wait()
+        if failure:
+            raise failure[0]
+        return {
+            "smtp_relay_starttls_port": self.ports[STARTTLS_LISTENER],
+            "smtp_relay_implicit_tls_port": self.ports[IMPLICIT_TLS_LISTENER],
+        }
+
+    async def _open_listeners(self):
+        tls_context = self.context.tls.server_ssl_context()
+        plain = await self._loop.create_server(
+            lambda: self._new_session(STARTTLS_LISTENER, tls_context), LOCALHOST, 0)
+        implicit = await self._loop.create_server(
+            lambda: self._new_session(IMPLICIT_TLS_LISTENER, tls_context), LOCALHOST, 0,
+            ssl=tls_context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_SECONDS)
+        self._servers = [plain, implicit]
+        self.ports[STARTTLS_LISTENER] = plain.sockets[0].getsockname()[1]
+        self.ports[IMPLICIT_TLS_LISTENER] = implicit.sockets[0].getsockname()[1]
+
+    def _new_session(self, listener, tls_context):
+        with self.lock:
+            plain_port_mode = self.knobs["plain_port_mode"]
+        common = dict(hostname=RELAY_HOSTNAME, ident=GREETING_IDENT, auth_required=True,
+                      authenticator=self._authenticate, loop=self._loop)
+        if listener == IMPLICIT_TLS_LISTENER:
+            return _RelaySession(self, listener, starttls_required=False, tls_context=None,
+                                 auth_require_tls=False, **common)
+        if plain_port_mode == "no_tls":
+            return _RelaySession(self, listener, starttls_required=False, tls_context=None,
+                                 auth_require_tls=False, **common)
+        return _RelaySession(self, listener, starttls_required=True, tls_context=tls_context,
+                             auth_require_tls=True, **common)
+
+    def stop(self):
+        if not self._loop or not self._thread.is_alive():
+            return
+
+        async def close():
+            for server in self._servers:
+                server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        try:
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    # SMTP2GO lookups (the SMTP2GO emulator owns users and senders)
+
+    def _smtp2go(self):
+        return self.context.services.get("smtp2go_api")
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        login = auth_data.login.decode("utf-8", "replace")
+        password = auth_data.password.decode("utf-8", "replace")
+        server.attempted_login = login
+        smtp2go = self._smtp2go()
+        if smtp2go is None:
+            return AuthResult(success=False, handled=False,
+                              message="454 4.7.0 Temporary authentication failure (no smtp2go_api emulator)")
+        ok, reply = smtp2go.authenticate(login, password)
+        if ok:
+            return AuthResult(success=True, auth_data=_AuthenticatedUser(login))
+        return AuthResult(success=False, handled=False, message=smtp_reply(reply, default_code=535))
+
+    def sender_allowed(self, login, mail_from):
+        smtp2go = self._smtp2go()
+        if smtp2go is None:
+            return False, "451 4.3.0 Sender check unavailable (no smtp2go_api emulator)"
+        return smtp2go.sender_allowed(login, mail_from)
+
+    # Inbox
+
+    def deliver(self, server, envelope):
+        content = envelope.original_content or b""
+        parsed = email.message_from_bytes(content, policy=email.policy.default)
+        body_part = parsed.get_body(preferencelist=("html", "plain")) if parsed.is_multipart() else parsed
+        try:
+            body = body_part.get_content() if body_part is not None else ""
+        except (LookupError, ValueError):
+            body = body_part.get_payload(decode=True).decode("utf-8", "replace") if body_part else ""
+        with self.lock:
+            number = self._next_message_number
+            self._next_message_number += 1
+            message_id = f"sandbox-{number:06d}"
+            path = self._inbox_dir / f"{number:06d}.eml"
+            path.write_bytes(content)
+            message = {
+                "id": number,
+                "message_id": message_id,
+                "received_at": time.time(),
+                "mail_from": envelope.mail_from,
+                "rcpt_tos": list(envelope.rcpt_tos),
+                "auth_user": server.auth_user,
+                "listener": server.listener,
+                "port": self.ports.get(server.listener),
+                "tls": server.tls_mode,
+                "headers": {name: str(value) for name, value in parsed.items()},
+                "from": str(parsed.get("From", "")),
+                "to": str(parsed.get("To", "")),
+                "subject": str(parsed.get("Subject", "")),
+                "content_type": body_part.get_content_type() if body_part is not None else None,
+                "body": body,
+                "eml_path": str(path),
+            }
+            self._inbox.append(message)
+            return message
+
+    def inbox(self, to=None):
+        with self.lock:
+            return [dict(message) for message in self._inbox
+                    if to is None or to.lower() in (rcpt.lower() for rcpt in message["rcpt_tos"])]
+
+    @control_route("GET", "/inbox")
+    def control_inbox(self, request):
+        return Response(HTTPStatus.OK, self.inbox(request.query.get("to")))
+
+    @control_route("DELETE", "/inbox")
+    def control_clear_inbox(self, request):
+        with self.lock:
+            count = len(self._inbox)
+            for message in self._inbox:
+                self._inbox_dir.joinpath(f"{message['id']:06d}.eml").unlink(missing_ok=True)
+            self._inbox.clear()
+        return Response(HTTPStatus.OK, {"cleared": count})
+
+    # Knobs
+
+    @control_route("GET", "/smtp-relay/knobs")
+    def control_get_knobs(self, request):
+        with self.lock:
+            return Response(HTTPStatus.OK, dict(self.knobs))
+
+    @control_route("POST", "/smtp-relay/knobs")
+    def control_set_knobs(self, request):
+        """Change relay behaviour for new connections; a null value restores the default."""
+        body = json_object(request)
+        unknown = set(body) - set(KNOBS)
+        if unknown:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"unknown relay knobs: {', '.join(sorted(unknown))}")
+        for name, value in body.items():
+            default, allowed = KNOBS[name]
+            if value is not None and value not in allowed:
+                raise HttpError(HTTPStatus.BAD_REQUEST, f"{name} must be one of {', '.join(allowed)}")
+        with self.lock:
+            for name, value in body.items():
+                self.knobs[name] = KNOBS[name][0] if value is None else value
+            return Response(HTTPStatus.OK, dict(self.knobs))

@@ -1,0 +1,3 @@
+from tests.collection_path import make_importable
+
+make_importable()

@@ -1,0 +1,188 @@
+"""Retry policy, wait headers, redaction and the request loop of the shared HTTP client."""
+
+import random
+
+import pytest
+import requests
+
+from ansible_collections.karto.supabase_mail.plugins.module_utils._http import (
+    USER_AGENT,
+    ApiClient,
+    ApiError,
+    Redactor,
+    RetryPolicy,
+    parse_wait_header,
+)
+
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("7", 7.0),
+    ("0", 0.0),
+    ("2.5", 2.5),
+    (str(int(NOW) + 12), 12.0),          # epoch reset time
+    (str(int(NOW) - 5), 0.0),            # already past
+    ("soon", None),
+    ("", None),
+    (None, None),
+])
+def test_parse_wait_header(value, expected):
+    assert parse_wait_header(value, now=NOW) == expected
+
+
+def test_parse_wait_header_http_date():
+    # 2027-01-15T08:00:10Z is epoch 1800000010.
+    assert parse_wait_header("Fri, 15 Jan 2027 08:00:10 GMT", now=1800000000.0) == pytest.approx(10.0)
+
+
+def test_server_wait_prefers_retry_after_then_reset_headers():
+    headers = requests.structures.CaseInsensitiveDict({"x-ratelimit-reset": "9", "Retry-After": "3"})
+    assert RetryPolicy.server_wait(headers, now=NOW) == 3.0
+    headers = requests.structures.CaseInsensitiveDict({"ratelimit-reset": "4"})
+    assert RetryPolicy.server_wait(headers, now=NOW) == 4.0
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped():
+    policy = RetryPolicy(budget=100, base_delay=1, max_delay=8, rng=random.Random(1))
+    for attempt, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (7, 8)]:
+        delay = policy.backoff(attempt)
+        assert ceiling / 2 <= delay <= ceiling
+
+
+def test_next_delay_refuses_a_wait_beyond_the_budget():
+    policy = RetryPolicy(budget=10, rng=random.Random(1))
+    assert policy.next_delay(1, elapsed=0, headers={"Retry-After": "30"}) is None
+    assert 2.0 < policy.next_delay(1, elapsed=0, headers={"Retry-After": "2"}) < 2.3
+    assert policy.next_delay(1, elapsed=9.9) is None
+
+
+def test_redactor_masks_every_secret_longest_first():
+    redact = Redactor(["abc", "abcdef", None, ""])
+    assert redact("token abcdef and abc") == "token ******** and ********"
+    assert redact(None) is None
+
+
+class FakeResponse:
+    def __init__(self, status, body=None, headers=None):
+        self.status_code = status
+        self._body = body
+        self.headers = requests.structures.CaseInsensitiveDict(headers or {})
+        self.content = b"" if body is None else b"x"
+        self.url = "http://api.test/x"
+        self.text = str(body)
+
+    def json(self):
+        if isinstance(self._body, str):
+            raise ValueError("not json")
+        return self._body
+
+
+class FakeSession:
+    """Answers from a script; records what was asked. Items are responses or exceptions."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.calls = []
+        self.headers = {}
+
+    def request(self, method, url, **kwargs):
+        self.calls.append((method, url, kwargs))
+        item = self.script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def monotonic(self):
+        return self.now
+
+
+def make_client(script, budget=60, secrets=()):
+    clock = FakeClock()
+    session = FakeSession(script)
+    client = ApiClient("http://api.test/", timeout=10, retry_budget=budget, secrets=secrets,
+                       session=session, sleep=clock.sleep, clock=clock.monotonic)
+    return client, session, clock
+
+
+def test_user_agent_is_explicit():
+    client, session, _clock = make_client([FakeResponse(200, {"ok": True})])
+    assert client.request("GET", "/v1/x") == {"ok": True}
+    assert session.headers["User-Agent"] == USER_AGENT
+    assert USER_AGENT.startswith("karto.supabase_mail/")
+
+
+def test_429_twice_then_success_honours_the_reset_header():
+    client, session, clock = make_client([
+        FakeResponse(429, {"message": "slow down"}, {"X-RateLimit-Reset": "2"}),
+        FakeResponse(429, {"message": "slow down"}, {"X-RateLimit-Reset": "1"}),
+        FakeResponse(200, {"ok": 1}),
+    ])
+    assert client.request("GET", "/v1/x") == {"ok": 1}
+    assert len(session.calls) == 3
+    assert 2.0 <= clock.sleeps[0] <= 2.3 and 1.0 <= clock.sleeps[1] <= 1.3
+
+
+def test_5xx_forever_fails_inside_the_budget_naming_status_and_message():
+    client, session, clock = make_client(
+        [FakeResponse(503, {"message": "upstream down"})] * 100, budget=20)
+    with pytest.raises(ApiError) as caught:
+        client.request("GET", "/v1/x")
+    assert clock.now <= 20
+    assert caught.value.status == 503
+    assert "HTTP 503" in str(caught.value) and "upstream down" in str(caught.value)
+    assert len(session.calls) > 2
+
+
+def test_4xx_is_not_retried_and_keeps_provider_code():
+    client, session, _clock = make_client([FakeResponse(400, {"message": "smtp_port: bad", "code": "E1"})])
+    with pytest.raises(ApiError) as caught:
+        client.request("PATCH", "/v1/x", json_body={"a": 1})
+    assert len(session.calls) == 1
+    assert (caught.value.status, caught.value.code, caught.value.provider_message) == (400, "E1", "smtp_port: bad")
+
+
+def test_dropped_connection_retried_for_idempotent_requests():
+    client, session, _clock = make_client([requests.exceptions.ConnectionError("reset"), FakeResponse(200, {})])
+    assert client.request("PATCH", "/v1/x", json_body={}) == {}
+    assert len(session.calls) == 2
+
+
+def test_lost_answer_to_a_create_is_not_retried_and_says_outcome_unknown():
+    client, session, _clock = make_client([requests.exceptions.ReadTimeout("read timed out"), FakeResponse(200, {})])
+    with pytest.raises(ApiError) as caught:
+        client.request("POST", "/v3/users/smtp/add", json_body={}, idempotent=False)
+    assert len(session.calls) == 1
+    assert caught.value.outcome_unknown is True
+
+
+def test_create_refused_with_429_is_retried():
+    client, session, _clock = make_client([FakeResponse(429, {}, {"Retry-After": "1"}), FakeResponse(200, {"id": 1})])
+    assert client.request("POST", "/v3/add", json_body={}, idempotent=False) == {"id": 1}
+    assert len(session.calls) == 2
+
+
+def test_create_answered_503_is_not_retried():
+    client, session, _clock = make_client([FakeResponse(503, {}), FakeResponse(200, {})])
+    with pytest.raises(ApiError):
+        client.request("POST", "/v3/add", json_body={}, idempotent=False)
+    assert len(session.calls) == 1
+
+
+def test_error_text_redacts_secrets_echoed_by_the_provider():
+    secret = "s3cret-value-123"
+    client, _session, _clock = make_client([FakeResponse(400, {"message": "bad password %s" % secret})], secrets=[secret])
+    with pytest.raises(ApiError) as caught:
+        client.request("PATCH", "/v1/x", json_body={"smtp_pass": secret})
+    assert secret not in str(caught.value)
+    assert secret not in caught.value.provider_message
