@@ -68,7 +68,7 @@ def show_inbox(sandbox, address):
         for name in ("From", "To", "Subject", "Date"):
             print("  %s: %s" % (name, headers.get(name)))
         print("  relayed via port %s (%s) as SMTP user %s" % (
-            message.get("port"), message.get("tls_mode"), message.get("auth_user")))
+            message.get("port"), message.get("tls"), message.get("auth_user")))
 
 
 def main():

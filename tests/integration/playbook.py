@@ -83,6 +83,7 @@ def run_tasks(tasks, check=False, diff=False, verbosity=0, extra_vars=None, env=
             },
             "check_mode": False,
             "diff": False,
+            "changed_when": False,
         }
         play = {
             "name": "Test play",

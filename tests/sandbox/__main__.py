@@ -12,12 +12,16 @@ from pathlib import Path
 
 from .core import ControlApi, SandboxContext
 from .smtp2go_api import Smtp2goApi
+from .smtp_relay import SmtpRelay
 from .supabase_api import SupabaseManagementApi
+from .supabase_auth import SupabaseAuth
 
 # Every emulator the sandbox runs; a new emulator is one module plus one entry here.
 SERVICES = (
     SupabaseManagementApi,
     Smtp2goApi,
+    SmtpRelay,
+    SupabaseAuth,
 )
 
 

@@ -135,6 +135,84 @@ class Sandbox:
         return self.control("POST", "/smtp2go/rate-limit",
                             {"api_key": api_key, "limit": limit, "window_seconds": window_seconds})
 
+    # SMTP relay
+
+    def inbox(self, to=None):
+        """Mail the relay accepted, oldest first (optionally only mail with `to` among its recipients):
+        dicts with mail_from, rcpt_tos, auth_user, listener, port, tls, headers (raw), from, to,
+        subject, body, eml_path."""
+        return self.control("GET", "/inbox", params={"to": to} if to else None)
+
+    def clear_inbox(self):
+        return self.control("DELETE", "/inbox")["cleared"]
+
+    def wait_for_mail(self, to, count=1, timeout=10):
+        """Poll the inbox until `to` has at least `count` mails; returns them (raises on timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            mails = self.inbox(to)
+            if len(mails) >= count:
+                return mails
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(mails)} mail(s) to {to} after {timeout}s, expected {count}")
+            time.sleep(0.05)
+
+    def set_smtp_relay_knobs(self, **knobs):
+        """Relay behaviour for new connections (see README), e.g. plain_port_mode="no_tls"; None restores."""
+        return self.control("POST", "/smtp-relay/knobs", knobs)
+
+    def smtp_relay_port(self, listener):
+        """The local port of the relay's "starttls" or "implicit_tls" listener."""
+        return self.endpoints[f"smtp_relay_{listener}_port"]
+
+    # Supabase Auth (and what it needs from the Management API emulator)
+
+    def auth_url(self):
+        """Base URL of the emulated Auth API (like https://<ref>.supabase.co/auth/v1); the project is
+        chosen by the `apikey` header."""
+        return self.url("supabase_auth") + "/auth/v1"
+
+    def project_api_keys(self, ref):
+        """The project's keys, revealed: {"anon", "service_role", "publishable", "secret"}."""
+        keys = self.control("GET", f"/supabase/projects/{ref}/api-keys")
+        return {(item["name"] if item["type"] == "legacy" else item["type"]): item["api_key"] for item in keys}
+
+    def auth_logs(self, ref):
+        """Every Auth log row of the project, newest first, each with its line parsed as `event`
+        (the test view; the API view is logs.all on supabase_api)."""
+        return self.control("GET", f"/supabase/projects/{ref}/auth-logs")
+
+    def add_auth_log(self, ref, event, timestamp=None):
+        """Add an Auth log line (dict or text) as if logged at `timestamp` (microseconds; default now)."""
+        return self.control("POST", f"/supabase/projects/{ref}/auth-logs", {"event": event, "timestamp": timestamp})
+
+    def wait_for_auth_log(self, ref, predicate, timeout=10):
+        """Poll the project's Auth log until a row's `event` satisfies `predicate`; returns that event."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for row in self.auth_logs(ref):
+                if predicate(row["event"]):
+                    return row["event"]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no matching Auth log line for {ref} after {timeout}s")
+            time.sleep(0.05)
+
+    def add_auth_user(self, ref, email, confirmed=True):
+        """A user of the project's Auth as if signed up (and confirmed) earlier; no mail is sent."""
+        return self.control("POST", f"/supabase-auth/projects/{ref}/users", {"email": email, "confirmed": confirmed})
+
+    def auth_users(self, ref):
+        return self.control("GET", f"/supabase-auth/projects/{ref}/users")
+
+    def add_team_member(self, ref, email):
+        """An address the built-in mailer (custom SMTP off) may send to."""
+        return self.control("POST", f"/supabase-auth/projects/{ref}/team-members", {"email": email})
+
+    def set_auth_knobs(self, ref, **knobs):
+        """This project's emulated-Auth knobs (smtp_connect_timeout_seconds, log_format,
+        smtp_logging_enabled); None restores a default. Returns the knobs in effect."""
+        return self.control("POST", f"/supabase-auth/projects/{ref}/knobs", knobs)
+
 
 @contextmanager
 def running_sandbox(workdir, seed="default"):

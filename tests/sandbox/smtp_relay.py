@@ -51,6 +51,10 @@ KNOBS = {
     # (aiosmtpd require_starttls). "no_tls": it offers no STARTTLS and advertises AUTH in clear,
     # like a relay port without TLS.
     "plain_port_mode": ("starttls_required", ("starttls_required", "no_tls")),
+    # Where an unverified sender is refused: "mail_from" (the envelope sender, at MAIL FROM) or
+    # "end_of_data" (the From header, after the message, which is where SMTP2GO was observed to
+    # refuse; see the SMTP2GO section of README.md). The Go error text is the same either way.
+    "sender_check": ("mail_from", ("mail_from", "end_of_data")),
 }
 
 _REPLY_LINE = re.compile(r"^(\d{3})[ -]?(.*)$")
@@ -85,18 +89,22 @@ class _RelaySession(SMTP):
     AuthLoginUsernameChallenge = "Username:"
     AuthLoginPasswordChallenge = "Password:"
 
-    def __init__(self, relay, listener, starttls_required, **kwargs):
+    def __init__(self, relay, listener, starttls_required, sender_check, **kwargs):
         super().__init__(relay.handler, **kwargs)
         self.relay = relay
         self.listener = listener
         self.starttls_required = starttls_required
+        self.sender_check = sender_check
         self.last_reply = None
         self.attempted_login = None
+        self.swallow_final_reply = False  # a drop_answer fault: do the work, never send the answer
         for command, method in list(self._smtp_methods.items()):
             self._smtp_methods[command] = self._wrapped(command, method)
 
     async def push(self, status):
         self.last_reply = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        if self.swallow_final_reply and not self.last_reply.startswith(("334", "354")):
+            return  # intermediate replies (AUTH challenges, DATA's 354) still go out
         await super().push(status)
 
     @property
@@ -121,6 +129,7 @@ class _RelaySession(SMTP):
                 self.transport.close()
                 return
             self.last_reply = None
+            self.swallow_final_reply = fault is not None and fault.action == "drop_answer"
             if fault and fault.action == "status":
                 # The fault's status is the reply code, its body (if any) the reply text.
                 text = fault.body if fault.body is not None else "Error injected by the sandbox"
@@ -131,6 +140,8 @@ class _RelaySession(SMTP):
             else:
                 await method(arg)
             self._journal(command, arg, self.last_reply, fault)
+            if self.swallow_final_reply:
+                self.transport.close()
 
         # aiosmtpd's HELP reads these markers from the command methods.
         for marker in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):
@@ -163,7 +174,7 @@ class _RelaySession(SMTP):
                 "argument": argument,
                 "reply": reply,
             },
-            fault=fault is not None and fault.action != "delay",
+            fault=fault is not None and fault.action in ("status", "drop"),
             fault_action=fault.action if fault else None,
         )
 
@@ -175,14 +186,20 @@ class _RelayHandler:
         self.relay = relay
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        ok, reply = self.relay.sender_allowed(server.auth_user, address)
-        if not ok:
-            return smtp_reply(reply)
+        if server.sender_check == "mail_from":
+            ok, reply = self.relay.sender_allowed(server.auth_user, address)
+            if not ok:
+                return smtp_reply(reply)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if server.sender_check == "end_of_data":
+            parsed = email.message_from_bytes(envelope.original_content or b"", policy=email.policy.default)
+            ok, reply = self.relay.sender_allowed(server.auth_user, str(parsed.get("From", "")))
+            if not ok:
+                return smtp_reply(reply)
         message = self.relay.deliver(server, envelope)
         return f"250 OK id={message['message_id']}"
 
@@ -245,9 +262,9 @@ class SmtpRelay(Service):
 
     def _new_session(self, listener, tls_context):
         with self.lock:
-            plain_port_mode = self.knobs["plain_port_mode"]
+            plain_port_mode, sender_check = self.knobs["plain_port_mode"], self.knobs["sender_check"]
         common = dict(hostname=RELAY_HOSTNAME, ident=GREETING_IDENT, auth_required=True,
-                      authenticator=self._authenticate, loop=self._loop)
+                      authenticator=self._authenticate, loop=self._loop, sender_check=sender_check)
         if listener == IMPLICIT_TLS_LISTENER:
             return _RelaySession(self, listener, starttls_required=False, tls_context=None,
                                  auth_require_tls=False, **common)
@@ -324,7 +341,8 @@ class SmtpRelay(Service):
                 "listener": server.listener,
                 "port": self.ports.get(server.listener),
                 "tls": server.tls_mode,
-                "headers": {name: str(value) for name, value in parsed.items()},
+                # Raw header text (unfolded), as the sender wrote it; from/to/subject below are decoded.
+                "headers": {name: re.sub(r"\r?\n[ \t]", " ", value) for name, value in parsed.raw_items()},
                 "from": str(parsed.get("From", "")),
                 "to": str(parsed.get("To", "")),
                 "subject": str(parsed.get("Subject", "")),

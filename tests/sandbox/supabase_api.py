@@ -409,7 +409,7 @@ def _legacy_jwt(ref, role):
 def project_api_keys(ref):
     """The project's four keys as `GET /v1/projects/{ref}/api-keys?reveal=true` lists them
     (ApiKeyResponse items, keys in spec order): legacy anon and service_role JWTs, then the default
-    publishable and secret keys. `kind` (not part of the API answer) is stripped by the caller."""
+    publishable and secret keys."""
     publishable = f"sb_publishable_{_derived_text(ref, 'publishable', 22)}_{_derived_text(ref, 'publishable-check', 8)}"
     secret = f"sb_secret_{_derived_text(ref, 'secret', 22)}_{_derived_text(ref, 'secret-check', 8)}"
 
@@ -726,15 +726,17 @@ class SupabaseManagementApi(HttpService):
 
     def append_auth_log(self, ref, event, at=None):
         """Add one Auth log line (a dict, stored as its JSON text like GoTrue's logrus output) to the
-        project's `auth_logs`; returns the row. Timestamps of a project's rows strictly increase."""
+        project's `auth_logs`; returns the row. Lines logged now get strictly increasing timestamps;
+        a line with an explicit past `at` is filed in time order."""
         message = event if isinstance(event, str) else json.dumps(event, sort_keys=True, separators=(",", ":"))
         timestamp = int((time.time() if at is None else at) * 1_000_000)
         with self.lock:
             rows = self._auth_logs.setdefault(ref, [])
-            if rows and timestamp <= rows[-1]["timestamp"]:
+            if at is None and rows and timestamp <= rows[-1]["timestamp"]:
                 timestamp = rows[-1]["timestamp"] + 1
             row = {"id": str(uuid.uuid4()), "timestamp": timestamp, "event_message": message}
             rows.append(row)
+            rows.sort(key=lambda item: item["timestamp"])
             return dict(row)
 
     def auth_logs(self, ref):
@@ -762,6 +764,21 @@ class SupabaseManagementApi(HttpService):
                 rows = [dict(row) for row in reversed(self._auth_logs.get(ref, []))
                         if start <= row["timestamp"] <= end][:sql_row_limit(sql)]
         return Response(HTTPStatus.OK, {"result": rows, "error": None}, rate_limit_headers)
+
+    @control_route("POST", "/supabase/projects/{ref}/auth-logs")
+    def control_add_auth_log(self, request, ref):
+        """Add a line as if Auth had logged it: {"event": {...} or "...", "timestamp"?: microseconds}."""
+        body = json_object(request)
+        event, timestamp = body.get("event"), body.get("timestamp")
+        if not isinstance(event, (dict, str)):
+            raise HttpError(HTTPStatus.BAD_REQUEST, "event must be an object or a string")
+        if timestamp is not None and (not isinstance(timestamp, int) or isinstance(timestamp, bool)):
+            raise HttpError(HTTPStatus.BAD_REQUEST, "timestamp must be microseconds since the epoch")
+        with self.lock:
+            if ref not in self._auth_configs:
+                raise HttpError(HTTPStatus.NOT_FOUND, f"no project {ref}")
+        row = self.append_auth_log(ref, event, None if timestamp is None else timestamp / 1_000_000)
+        return Response(HTTPStatus.OK, row)
 
     @control_route("GET", "/supabase/projects/{ref}/auth-logs")
     def control_get_auth_logs(self, request, ref):

@@ -1,0 +1,170 @@
+"""playbooks/setup-mail.yml end to end against the sandbox: the product's main job."""
+
+import email.utils
+import os
+import secrets
+
+import pytest
+import yaml
+
+from tests.integration.playbook import run_playbook_file
+
+SENDER = "karto.help@ro.ru"
+PLAYBOOK = "playbooks/setup-mail.yml"
+WRITE_PATH_PARTS = ("/add", "/edit", "/remove", "/verify")
+
+
+class Setup:
+    """One isolated setup: its own Supabase projects, SMTP2GO account, secrets folder, recipient."""
+
+    def __init__(self, sandbox, tmp_path, projects=2, verified=True):
+        self.sandbox = sandbox
+        self.api_key = sandbox.add_smtp2go_account()
+        if verified:
+            sandbox.set_smtp2go_auto_verify(0, api_key=self.api_key)
+        self.token = None
+        self.refs = []
+        for _index in range(projects):
+            ref, self.token = sandbox.add_supabase_project(token=self.token)
+            self.refs.append(ref)
+        self.recipient = "karto.help+%s@ro.ru" % secrets.token_hex(4)
+        self.secrets_dir = tmp_path / "secrets"
+        self.inventory = tmp_path / "hosts.yml"
+        hosts = {"project%d" % index: {"supabase_project_ref": ref,
+                                       "mail_smtp_username": "karto-%s" % ref[:8]}
+                 for index, ref in enumerate(self.refs)}
+        self.inventory.write_text(yaml.safe_dump({"supabase_projects": {"hosts": hosts}}))
+        self.vars_file = tmp_path / "vars.yml"
+        self.vars_file.write_text(yaml.safe_dump({
+            "mail_provider": "smtp2go",
+            "mail_sender_email": SENDER,
+            "mail_sender_name": "KARTO",
+            "mail_test_recipient": self.recipient,
+            "mail_max_frequency": 1,
+            "mail_secrets_dir": str(self.secrets_dir),
+            "supabase_api_url": sandbox.url("supabase_api"),
+            "supabase_auth_url": sandbox.url("supabase_auth"),
+            "supabase_access_token": self.token,
+            "smtp2go_api_url": sandbox.url("smtp2go_api"),
+            "smtp2go_api_key": self.api_key,
+            "sandbox_control_url": sandbox.url("control"),
+        }))
+
+    def run(self, *args):
+        return run_playbook_file(PLAYBOOK, ["-i", str(self.inventory), "-e", "@" + str(self.vars_file), *args])
+
+    def provider_writes(self):
+        entries = self.sandbox.journal(service="supabase_api", method="PATCH")
+        writes = [e for e in entries if any(ref in e["path"] for ref in self.refs)]
+        for entry in self.sandbox.journal(service="smtp2go_api"):
+            body = str(entry.get("json"))
+            if entry["path"].endswith(WRITE_PATH_PARTS) and (
+                    self.api_key in body or any(ref[:8] in body for ref in self.refs)):
+                writes.append(entry)
+        return writes
+
+    def smtp_users(self):
+        return self.sandbox.smtp2go_account(self.api_key)["users"]
+
+    def stored_password(self, ref):
+        username = "karto-%s" % ref[:8]
+        return (self.secrets_dir / ("smtp2go-%s.password" % username)).read_text().strip()
+
+
+def secrets_of(setup):
+    values = [setup.token, setup.api_key]
+    values += [user["email_password"] for user in setup.smtp_users()]
+    return [value for value in values if value]
+
+
+def test_first_run_delivers_from_the_mailbox_second_run_changes_nothing(sandbox, tmp_path):
+    setup = Setup(sandbox, tmp_path)
+    proc, log = setup.run()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    mails = sandbox.inbox(to=setup.recipient)
+    assert len(mails) == 2  # one proof mail per project
+    for mail in mails:
+        # gomail quotes the display name: "KARTO" <karto.help@ro.ru>
+        assert email.utils.parseaddr(mail["headers"]["From"]) == ("KARTO", SENDER)
+    users = setup.smtp_users()
+    assert sorted(u["username"] for u in users) == sorted("karto-%s" % ref[:8] for ref in setup.refs)
+    for ref in setup.refs:
+        config = sandbox.supabase_auth_config(ref)
+        assert (config["smtp_host"], config["smtp_port"]) == ("mail.smtp2go.com", "465")
+        assert config["smtp_pass"] == setup.stored_password(ref)
+
+    writes_before = len(setup.provider_writes())
+    again, again_log = setup.run()
+    assert again.returncode == 0, again.stdout
+    recap = [line for line in again.stdout.splitlines() if "changed=" in line]
+    assert recap and all("changed=0" in line for line in recap), recap
+    assert len(setup.provider_writes()) == writes_before
+    assert len(sandbox.inbox(to=setup.recipient)) == 4  # the proof mail is sent on every run
+    for secret in secrets_of(setup):
+        assert secret not in proc.stdout + proc.stderr + log + again.stdout + again_log
+
+
+def test_failed_supabase_patch_then_rerun_keeps_one_user_and_the_stored_password(sandbox, tmp_path):
+    setup = Setup(sandbox, tmp_path, projects=1)
+    ref = setup.refs[0]
+    sandbox.inject_fault(service="supabase_api", method="PATCH", path_contains=ref, action="status",
+                         status=500, body={"message": "Failed to update project's auth config"})
+    failed, _log = setup.run()
+    assert failed.returncode != 0
+    assert "Failed to update project's auth config" in failed.stdout
+    assert len(setup.smtp_users()) == 1
+    stored = setup.stored_password(ref)
+
+    rerun, _log = setup.run()
+    assert rerun.returncode == 0, rerun.stdout
+    users = setup.smtp_users()
+    assert len(users) == 1 and users[0]["email_password"] == stored
+    assert sandbox.supabase_auth_config(ref)["smtp_pass"] == stored
+    assert len(sandbox.inbox(to=setup.recipient)) == 1
+
+
+def test_unverified_sender_fails_at_verification_with_the_relay_text_and_the_fix(sandbox, tmp_path):
+    setup = Setup(sandbox, tmp_path, projects=1, verified=False)
+    proc, _log = setup.run()
+    assert proc.returncode != 0
+    assert "550" in proc.stdout and "sender domain not verified" in proc.stdout
+    assert "click the verification link" in proc.stdout
+    assert "What failed: sender-rejected" in proc.stdout
+    # Supabase was configured: the failure is at the proof step, not before.
+    assert sandbox.supabase_auth_config(setup.refs[0])["smtp_host"] == "mail.smtp2go.com"
+    assert sandbox.inbox(to=setup.recipient) == []
+
+
+def test_no_secret_at_vvvv(sandbox, tmp_path):
+    setup = Setup(sandbox, tmp_path, projects=1)
+    proc, log = setup.run("-vvvv")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert log
+    for secret in secrets_of(setup):
+        assert secret not in proc.stdout + proc.stderr + log
+
+
+def test_check_mode_on_a_fresh_setup_writes_nothing(sandbox, tmp_path):
+    setup = Setup(sandbox, tmp_path, projects=1)
+    proc, _log = setup.run("--check", "--diff")
+    assert proc.returncode == 0, proc.stdout
+    assert setup.provider_writes() == []
+    assert setup.smtp_users() == []
+    assert not os.path.exists(setup.secrets_dir) or not os.listdir(setup.secrets_dir)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"mail_provider": "pigeon"}, "Set mail_provider to one of smtp2go"),
+    ({"mail_sender_email": "not-an-address"}, "mail_sender_email=not-an-address"),
+    ({"supabase_access_token": ""}, "needs supabase_project_ref"),
+])
+def test_bad_input_fails_before_any_write(sandbox, tmp_path, override, message):
+    setup = Setup(sandbox, tmp_path, projects=1)
+    values = yaml.safe_load(setup.vars_file.read_text())
+    values.update(override)
+    setup.vars_file.write_text(yaml.safe_dump(values))
+    proc, _log = setup.run()
+    assert proc.returncode != 0
+    assert message in proc.stdout
+    assert setup.provider_writes() == []
