@@ -149,7 +149,7 @@ def test_api_keys_items_follow_the_openapi_spec(project):
 
 
 def test_api_keys_refuses_unknown_tokens_and_other_projects(sandbox, project):
-    other_ref, _ = sandbox.add_supabase_project()
+    other_ref = sandbox.add_supabase_project()[0]
 
     unknown = requests.get(f"{project.api}/api-keys", headers=project.bearer("sbp_" + "0" * 40), timeout=TIMEOUT)
     other = requests.get(f"{sandbox.url('supabase_api')}/v1/projects/{other_ref}/api-keys",
@@ -643,7 +643,7 @@ def test_logs_all_validates_the_window(project, query, message):
 
 
 def test_logs_all_has_its_own_limit_of_30_per_minute(project):
-    statuses = [project.logs(sql="select * from auth_logs").status_code for _ in range(31)]
+    statuses = [project.logs(sql="select * from auth_logs").status_code for _attempt in range(31)]
     config = requests.get(f"{project.api}/config/auth", headers=project.bearer(), timeout=TIMEOUT)
 
     assert statuses == [200] * 30 + [429]
