@@ -38,7 +38,7 @@ options:
   auth_url:
     description:
       - Base URL of the project's Auth API, without C(/auth/v1).
-      - Defaults to C(https://<project_ref>.supabase.co).
+      - If not set, the environment variable E(SUPABASE_AUTH_URL) is used, else C(https://<project_ref>.supabase.co).
     type: str
   anon_key:
     description:
@@ -170,6 +170,8 @@ import re
 import secrets
 import time
 
+from ansible.module_utils.basic import env_fallback
+
 from ansible_collections.karto.supabase_mail.plugins.module_utils._diagnose import classify_failure
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
 from ansible_collections.karto.supabase_mail.plugins.module_utils._module import ApiModule
@@ -252,7 +254,7 @@ def run_module():
     module = ApiModule(
         argument_spec=dict(
             project_ref=dict(type="str", required=True),
-            auth_url=dict(type="str"),
+            auth_url=dict(type="str", fallback=(env_fallback, ["SUPABASE_AUTH_URL"])),
             anon_key=dict(type="str", no_log=True),
             service_role_key=dict(type="str", no_log=True),
             email=dict(type="str", required=True),

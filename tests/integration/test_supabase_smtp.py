@@ -236,3 +236,19 @@ def test_environment_fallbacks_for_token_and_url(sandbox, project):
                     env={"SUPABASE_ACCESS_TOKEN": token, "SUPABASE_API_URL": sandbox.url("supabase_api")})
     assert run.returncode == 0, run.stdout
     assert run["smtp"]["changed"] is True
+
+
+def test_masked_stored_password_follows_update_password(sandbox, project):
+    ref, token = project
+    assert apply(sandbox, ref, token).returncode == 0
+    sandbox.control("POST", "/supabase/projects/%s/smtp-pass-display" % ref, {"display": "masked"})
+    writes = len(requests_to(sandbox, ref, "PATCH"))
+    on_change = apply(sandbox, ref, token, password=NEW_PASSWORD)
+    assert on_change.returncode == 0, on_change.stdout
+    assert on_change["smtp"]["changed"] is False
+    assert "update_password=always" in on_change.all_output  # the warning says how to force it
+    assert len(requests_to(sandbox, ref, "PATCH")) == writes
+    always = apply(sandbox, ref, token, password=NEW_PASSWORD, update_password="always")
+    assert always["smtp"]["changed_fields"] == ["smtp_pass"]
+    assert sandbox.supabase_auth_config(ref)["smtp_pass"] == NEW_PASSWORD
+    assert_no_secret(on_change, NEW_PASSWORD, token)

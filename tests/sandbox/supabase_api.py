@@ -570,6 +570,7 @@ class SupabaseManagementApi(HttpService):
         self._auth_configs = {}  # ref -> auth config with the plaintext smtp_pass
         self._token_refs = {}  # access token -> refs it may use
         self._rate_limits = {}  # ref -> (limit, window seconds), set through the control API
+        self._masked_smtp_pass = set()  # refs whose smtp_pass is shown as "****" (the pre-2024 API)
         self._rate_limiter = FixedWindowRateLimiter()
         self._api_keys = {}  # ref -> its API keys (ApiKeyResponse items, revealed)
         self._auth_logs = {}  # ref -> Auth log rows, oldest first
@@ -635,8 +636,25 @@ class SupabaseManagementApi(HttpService):
     def _as_returned(self, ref):
         config = dict(self._auth_configs[ref])
         if config["smtp_pass"] is not None:
-            config["smtp_pass"] = smtp_pass_digest(ref, config["smtp_pass"])
+            # Since 2024 the API returns the HMAC; before, it returned "****" (still seen on some projects).
+            masked = ref in self._masked_smtp_pass
+            config["smtp_pass"] = "****" if masked else smtp_pass_digest(ref, config["smtp_pass"])
         return config
+
+    @control_route("POST", "/supabase/projects/{ref}/smtp-pass-display")
+    def control_set_smtp_pass_display(self, request, ref):
+        """`{"display": "hmac"|"masked"}`: how GET/PATCH show smtp_pass for this project."""
+        display = json_object(request).get("display")
+        if display not in ("hmac", "masked"):
+            raise HttpError(HTTPStatus.BAD_REQUEST, "display must be hmac or masked")
+        with self.lock:
+            if ref not in self._auth_configs:
+                raise HttpError(HTTPStatus.NOT_FOUND, f"no project {ref}")
+            if display == "masked":
+                self._masked_smtp_pass.add(ref)
+            else:
+                self._masked_smtp_pass.discard(ref)
+        return Response(HTTPStatus.OK, {"display": display})
 
     @control_route("POST", "/supabase/projects")
     def control_add_project(self, request):
