@@ -26,18 +26,6 @@ options:
       - Never logged or returned.
     type: str
     required: true
-  validate_certs:
-    description:
-      - Verify the API's TLS certificate. Turn off only for a test endpoint.
-    type: bool
-    default: true
-  timeout:
-    description:
-      - Seconds to wait for one HTTP answer.
-      - Reads are retried on HTTP 429, 502, 503, 504 and dropped connections with exponential
-        backoff; creates are retried only on 429. All tries together stay within twice this time.
-    type: int
-    default: 30
 notes:
   - "Runs against an API, not the target host: use C(delegate_to: localhost) or C(connection: local)."
   - SMTP2GO blocks a client address for at least a minute after a burst of requests or errors, so

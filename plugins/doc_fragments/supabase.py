@@ -25,19 +25,6 @@ options:
       - Never logged or returned.
     type: str
     required: true
-  validate_certs:
-    description:
-      - Verify the API's TLS certificate. Turn off only for a test endpoint.
-    type: bool
-    default: true
-  timeout:
-    description:
-      - Seconds to wait for one HTTP answer.
-      - Retries on HTTP 429, 502, 503, 504 and dropped connections back off exponentially and
-        honour C(Retry-After) and C(X-RateLimit-Reset); all tries of one request together stay
-        within twice this time.
-    type: int
-    default: 30
 notes:
   - "Runs against an API, not the target host: use C(delegate_to: localhost) or C(connection: local)."
   - Set the connection options once for all modules of this collection with

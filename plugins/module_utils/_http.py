@@ -33,6 +33,14 @@ REDACTED = "********"
 _EPOCH_THRESHOLD = 10 ** 9
 
 
+def http_argument_spec():
+    """validate_certs and timeout, as every API module takes them (doc fragment karto.supabase_mail.http)."""
+    return dict(
+        validate_certs=dict(type="bool", default=True),
+        timeout=dict(type="int", default=30),
+    )
+
+
 class ApiError(Exception):
     """One error shape for every provider: what failed, how, and what the provider said."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiClient, ApiError
+from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiClient, ApiError, http_argument_spec
 
 DEFAULT_API_URL = "https://api.smtp2go.com/v3"
 
@@ -25,8 +25,7 @@ def connection_argument_spec():
                      fallback=(env_fallback, ["SMTP2GO_API_URL"])),
         api_key=dict(type="str", required=True, no_log=True,
                      fallback=(env_fallback, ["SMTP2GO_API_KEY"])),
-        validate_certs=dict(type="bool", default=True),
-        timeout=dict(type="int", default=30),
+        **http_argument_spec()
     )
 
 

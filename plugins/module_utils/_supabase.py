@@ -15,7 +15,7 @@ import re
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiClient, ApiError
+from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiClient, ApiError, http_argument_spec
 
 DEFAULT_API_URL = "https://api.supabase.com"
 PROJECT_REF_PATTERN = re.compile(r"^[a-z]{20}$")
@@ -30,8 +30,7 @@ def connection_argument_spec():
                      fallback=(env_fallback, ["SUPABASE_API_URL"])),
         access_token=dict(type="str", required=True, no_log=True,
                           fallback=(env_fallback, ["SUPABASE_ACCESS_TOKEN"])),
-        validate_certs=dict(type="bool", default=True),
-        timeout=dict(type="int", default=30),
+        **http_argument_spec()
     )
 
 

@@ -24,6 +24,7 @@ author:
   - karto maintainers (@karto)
 extends_documentation_fragment:
   - karto.supabase_mail.smtp2go
+  - karto.supabase_mail.http
 attributes:
   check_mode:
     description: Looks the sender up and reports what would change; adds or removes nothing and does not wait.

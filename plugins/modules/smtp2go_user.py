@@ -22,6 +22,7 @@ author:
   - karto maintainers (@karto)
 extends_documentation_fragment:
   - karto.supabase_mail.smtp2go
+  - karto.supabase_mail.http
 attributes:
   check_mode:
     description: Reads the user and reports what would change; sends no add, edit or remove.

@@ -22,6 +22,7 @@ author:
   - karto maintainers (@karto)
 extends_documentation_fragment:
   - karto.supabase_mail.supabase
+  - karto.supabase_mail.http
 attributes:
   check_mode:
     description: Sends nothing in check mode; RV(delivery.status) is V(skipped).

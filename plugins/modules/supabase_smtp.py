@@ -23,6 +23,7 @@ author:
   - karto maintainers (@karto)
 extends_documentation_fragment:
   - karto.supabase_mail.supabase
+  - karto.supabase_mail.http
 attributes:
   check_mode:
     description: Reads the settings and reports what would change; sends no C(PATCH).

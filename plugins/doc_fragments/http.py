@@ -1,0 +1,26 @@
+# -*- coding: utf-8 -*-
+# Copyright: karto maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # The HTTP options every API module of this collection takes (module_utils/_http.py).
+    DOCUMENTATION = r"""
+options:
+  validate_certs:
+    description:
+      - Verify the API's TLS certificate. Turn off only for a test endpoint.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for one HTTP answer.
+      - Reads and updates are retried on HTTP 429, 502, 503, 504 and dropped connections with
+        exponential backoff and jitter, honouring C(Retry-After) and C(X-RateLimit-Reset); a create
+        is retried only on 429, and an answer lost after a create is followed by a read, never a
+        second create. All tries of one request together stay within twice this time.
+    type: int
+    default: 30
+"""
