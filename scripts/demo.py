@@ -23,7 +23,21 @@ DEMO_DIR = REPO_ROOT / "build" / "demo"
 WRITE_CALLS = {
     "supabase_api": lambda entry: entry["method"] in ("PATCH", "POST", "PUT", "DELETE"),
     "smtp2go_api": lambda entry: not entry["path"].endswith("/view") and entry["method"] != "GET",
+    "dns": lambda entry: False,
 }
+
+
+def sandbox_probe_vars(sandbox):
+    """Where the preflight finds the sandbox's DNS and relay (a real run uses real DNS and hosts)."""
+    return {
+        "mail_dns_nameservers": ["127.0.0.1"],
+        "mail_dns_port": sandbox.endpoints["dns_port"],
+        "mail_probe_ca_path": sandbox.ca_cert,
+        "mail_probe_connect_to": {
+            "465": "127.0.0.1:%d" % sandbox.endpoints["smtp_relay_implicit_tls_port"],
+            "587": "127.0.0.1:%d" % sandbox.endpoints["smtp_relay_starttls_port"],
+        },
+    }
 
 
 def banner(text):
@@ -85,7 +99,7 @@ def main():
             "smtp2go_api_key": DEMO_SMTP2GO_API_KEY,
             "sandbox_control_url": sandbox.url("control"),
             "mail_secrets_dir": str(DEMO_DIR / "secrets"),
-        }))
+        } | sandbox_probe_vars(sandbox)))
         os.chmod(vars_file, 0o600)
 
         banner("Run 1: provision SMTP2GO, apply to Supabase, prove delivery")

@@ -326,7 +326,7 @@ def run_module():
             username=dict(type="str", required=True),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             password=dict(type="str", no_log=True),
-            update_password=dict(type="str", default="on_create", choices=["always", "on_create"]),
+            update_password=dict(type="str", default="on_create", choices=["always", "on_create"], no_log=False),
             description=dict(type="str"),
             status=dict(type="str", choices=["allowed", "blocked", "sandbox"]),
             rate_limit=dict(type="int"),

@@ -152,9 +152,9 @@ delivery:
       sample: "gomail: could not send email 1: 550-From header sender domain not verified (ro.ru)"
     error_class:
       description:
-        - The failure class, one of auth-rejected, sender-rejected, recipient-rejected, tls-mismatch,
-          tls-certificate, starttls-unavailable, dns, connection-refused, connect-timeout, rate-limited,
-          relay-refused, unknown.
+        - The failure class, one of auth-rejected, auth-unavailable, sender-rejected, recipient-rejected,
+          tls-mismatch, tls-certificate, starttls-unavailable, dns, connection-refused, connect-timeout,
+          rate-limited, relay-refused, unknown.
       type: str
       sample: sender-rejected
     hint:

@@ -356,7 +356,7 @@ def run_module():
             port=dict(type="int"),
             username=dict(type="str"),
             password=dict(type="str", no_log=True),
-            update_password=dict(type="str", default="on_change", choices=["always", "on_change"]),
+            update_password=dict(type="str", default="on_change", choices=["always", "on_change"], no_log=False),
             sender_email=dict(type="str"),
             sender_name=dict(type="str"),
             max_frequency=dict(type="int"),

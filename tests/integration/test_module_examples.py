@@ -5,6 +5,7 @@ Some examples need objects to exist first; a short prelude (not part of the docs
 """
 
 import ast
+import json
 import os
 
 import pytest
@@ -28,7 +29,7 @@ def examples_of(module):
 
 def prelude(module):
     """Objects an example expects to exist, made with the collection's own modules."""
-    if module != "supabase_email_test":
+    if module not in ("supabase_email_test", "smtp_check"):
         return []
     return [
         {"name": "SMTP user the project logs in with", "karto.supabase_mail.smtp2go_user": {
@@ -60,6 +61,13 @@ def test_examples_run_against_the_sandbox(sandbox, module):
         "SUPABASE_API_URL": sandbox.url("supabase_api"),
         "SUPABASE_AUTH_URL": sandbox.url("supabase_auth"),
         "SMTP2GO_API_URL": sandbox.url("smtp2go_api"),
+        "KARTO_DNS_NAMESERVERS": "127.0.0.1",
+        "KARTO_DNS_PORT": str(sandbox.dns_port),
+        "SMTP_CHECK_CA_PATH": sandbox.ca_cert,
+        "SMTP_CHECK_CONNECT_TO": json.dumps({
+            "465": "127.0.0.1:%d" % sandbox.smtp_relay_port("implicit_tls"),
+            "587": "127.0.0.1:%d" % sandbox.smtp_relay_port("starttls"),
+            "2525": "127.0.0.1:%d" % sandbox.smtp_relay_port("starttls")}),
     })
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert SMTP_PASSWORD not in run.all_output

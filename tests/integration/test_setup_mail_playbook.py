@@ -5,8 +5,10 @@ import os
 import secrets
 
 import pytest
+import requests
 import yaml
 
+from scripts.demo import sandbox_probe_vars
 from tests.integration.playbook import run_playbook_file
 
 SENDER = "karto.help@ro.ru"
@@ -47,6 +49,7 @@ class Setup:
             "supabase_access_token": self.token,
             "smtp2go_api_url": sandbox.url("smtp2go_api"),
             "smtp2go_api_key": self.api_key,
+            **sandbox_probe_vars(sandbox),
         }))
         if read_inbox:  # as in production, the role reads no inbox without this
             values = yaml.safe_load(self.vars_file.read_text())
@@ -127,16 +130,49 @@ def test_failed_supabase_patch_then_rerun_keeps_one_user_and_the_stored_password
     assert len(sandbox.inbox(to=setup.recipient)) == 1
 
 
-def test_unverified_sender_fails_at_verification_with_the_relay_text_and_the_fix(sandbox, tmp_path):
+def test_unverified_sender_fails_in_preflight_with_the_relay_text_and_the_fix(sandbox, tmp_path):
     setup = Setup(sandbox, tmp_path, projects=1, verified=False)
     proc, _log = setup.run()
     assert proc.returncode != 0
     assert "550" in proc.stdout and "sender domain not verified" in proc.stdout
     assert "click the verification link" in proc.stdout
     assert "What failed: sender-rejected" in proc.stdout
-    # Supabase was configured: the failure is at the proof step, not before.
+    # Found before Supabase was touched.
+    assert "Supabase was not changed" in proc.stdout
+    assert setup.sandbox.journal(service="supabase_api", method="PATCH", path_contains=setup.refs[0]) == []
+
+
+def test_unverified_sender_without_preflight_fails_at_the_proof_mail(sandbox, tmp_path):
+    setup = Setup(sandbox, tmp_path, projects=1, verified=False)
+    proc, _log = setup.run("-e", "mail_preflight=false")
+    assert proc.returncode != 0
+    assert "550" in proc.stdout and "sender domain not verified" in proc.stdout
+    assert "click the verification link" in proc.stdout
+    assert "What failed: sender-rejected" in proc.stdout
     assert sandbox.supabase_auth_config(setup.refs[0])["smtp_host"] == "mail.smtp2go.com"
     assert sandbox.inbox(to=setup.recipient) == []
+
+
+def test_wrong_smtp_password_fails_in_preflight_before_any_patch(sandbox, tmp_path):
+    setup = Setup(sandbox, tmp_path, projects=1)
+    ref = setup.refs[0]
+    assert setup.run()[0].returncode == 0
+    # Someone reset the SMTP user's password in the SMTP2GO console; the stored one is now wrong.
+    username = "karto-%s" % ref[:8]
+    answer = requests.patch(sandbox.url("smtp2go_api") + "/users/smtp/edit", timeout=10,
+                            headers={"X-Smtp2go-Api-Key": setup.api_key},
+                            json={"username": username, "email_password": "Reset-in-console-77a1c9e2"})
+    assert answer.status_code == 200
+    patches_before = len(sandbox.journal(service="supabase_api", method="PATCH", path_contains=ref))
+    # Make Supabase differ too, so a PATCH would be due if the play got that far.
+    values = yaml.safe_load(setup.vars_file.read_text())
+    values["mail_sender_name"] = "KARTO Support"
+    setup.vars_file.write_text(yaml.safe_dump(values))
+    proc, _log = setup.run()
+    assert proc.returncode != 0
+    assert "What failed: auth-rejected" in proc.stdout and "535" in proc.stdout
+    assert "Supabase was not changed" in proc.stdout
+    assert len(sandbox.journal(service="supabase_api", method="PATCH", path_contains=ref)) == patches_before
 
 
 def test_no_secret_at_vvvv(sandbox, tmp_path):

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from .core import ControlApi, SandboxContext
+from .dns_server import DnsServer
 from .smtp2go_api import Smtp2goApi
 from .smtp_relay import SmtpRelay
 from .supabase_api import SupabaseManagementApi
@@ -18,6 +19,7 @@ from .supabase_auth import SupabaseAuth
 
 # Every emulator the sandbox runs; a new emulator is one module plus one entry here.
 SERVICES = (
+    DnsServer,
     SupabaseManagementApi,
     Smtp2goApi,
     SmtpRelay,

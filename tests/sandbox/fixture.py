@@ -213,6 +213,13 @@ class Sandbox:
         smtp_logging_enabled); None restores a default. Returns the knobs in effect."""
         return self.control("POST", f"/supabase-auth/projects/{ref}/knobs", knobs)
 
+    # DNS
+
+    @property
+    def dns_port(self):
+        """The UDP and TCP port of the sandbox DNS server on 127.0.0.1 (zones: see README, DNS server)."""
+        return self.endpoints["dns_port"]
+
 
 @contextmanager
 def running_sandbox(workdir, seed="default"):

@@ -1,5 +1,7 @@
 """A real SMTP relay standing in for mail.smtp2go.com: aiosmtpd on 127.0.0.1, one listener that
-starts plain and offers STARTTLS, one that speaks TLS from the first byte.
+starts plain and offers STARTTLS, one that speaks TLS from the first byte; plus two ports for
+failure classes: a black hole (accepts TCP, never says a word) and a closed port (bound, never
+listening, so a connection is refused).
 
 AUTH (PLAIN, LOGIN) checks the SMTP users the SMTP2GO emulator issued, MAIL FROM is refused with
 SMTP2GO's reply when the sender is not verified for the user's account, and accepted mail lands in
@@ -14,6 +16,7 @@ import email.policy
 import functools
 import logging
 import re
+import socket
 import threading
 import time
 import warnings
@@ -35,6 +38,8 @@ GREETING_IDENT = "ESMTP karto sandbox relay"
 
 STARTTLS_LISTENER = "starttls"
 IMPLICIT_TLS_LISTENER = "implicit_tls"
+BLACKHOLE_LISTENER = "blackhole"  # accepts TCP connections and never sends a byte
+CLOSED_LISTENER = "closed"  # a port held bound but never listening: connections are refused
 
 # A client that connects to the implicit-TLS port and never starts a TLS handshake (a plain SMTP
 # client waiting for the greeting) is dropped after this long; asyncio's default is 60 s.
@@ -44,8 +49,31 @@ TLS_HANDSHAKE_TIMEOUT_SECONDS = 30
 # (require_starttls=True); the relay sends it itself so that the refusal is journaled too.
 STARTTLS_REQUIRED_REPLY = "530 Must issue a STARTTLS command first"
 
+# Reply to RCPT TO for an address in the reject_recipients knob (Postfix's wording, which many
+# relays and mailbox servers use; SMTP2GO itself accepts any recipient and bounces later).
+RECIPIENT_REJECTED_REPLY = "550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+
+
+AUTH_MECHANISMS = ("LOGIN", "PLAIN")
+
+
+def _mechanism_list(value):
+    """Check of the auth_mechanisms knob: a non-empty list out of AUTH_MECHANISMS."""
+    if not isinstance(value, list) or not value or not set(value) <= set(AUTH_MECHANISMS):
+        return f"auth_mechanisms must be a non-empty list out of {', '.join(AUTH_MECHANISMS)}"
+    return None
+
+
+def _address_list(value):
+    """Check of the reject_recipients knob: None when `value` is a list of addresses, else why not."""
+    if not isinstance(value, list) or not all(isinstance(item, str) and "@" in item for item in value):
+        return "reject_recipients must be a list of email addresses"
+    return None
+
+
 # Relay behaviour a test can change with POST /smtp-relay/knobs (new connections only).
-# Each knob: (default, allowed values). More failure classes are meant to become knobs here.
+# Each knob: (default, allowed values, or a check returning None when fine / a message when not).
+# More failure classes are meant to become knobs here.
 KNOBS = {
     # "starttls_required": the plain port advertises STARTTLS and refuses AUTH/MAIL before it
     # (aiosmtpd require_starttls). "no_tls": it offers no STARTTLS and advertises AUTH in clear,
@@ -55,6 +83,12 @@ KNOBS = {
     # "end_of_data" (the From header, after the message, which is where SMTP2GO was observed to
     # refuse; see the SMTP2GO section of README.md). The Go error text is the same either way.
     "sender_check": ("mail_from", ("mail_from", "end_of_data")),
+    # Addresses refused at RCPT TO with RECIPIENT_REJECTED_REPLY (case-insensitive), as a relay
+    # that knows its recipients refuses an unknown user.
+    "reject_recipients": ([], _address_list),
+    # The AUTH mechanisms offered (EHLO's AUTH line); e.g. ["LOGIN"] for a relay without PLAIN,
+    # to which Supabase's mailer (and smtp_check) log in with LOGIN.
+    "auth_mechanisms": (list(AUTH_MECHANISMS), _mechanism_list),
 }
 
 _REPLY_LINE = re.compile(r"^(\d{3})[ -]?(.*)$")
@@ -89,12 +123,13 @@ class _RelaySession(SMTP):
     AuthLoginUsernameChallenge = "Username:"
     AuthLoginPasswordChallenge = "Password:"
 
-    def __init__(self, relay, listener, starttls_required, sender_check, **kwargs):
+    def __init__(self, relay, listener, starttls_required, sender_check, reject_recipients=(), **kwargs):
         super().__init__(relay.handler, **kwargs)
         self.relay = relay
         self.listener = listener
         self.starttls_required = starttls_required
         self.sender_check = sender_check
+        self.reject_recipients = frozenset(address.lower() for address in reject_recipients)
         self.last_reply = None
         self.attempted_login = None
         self.swallow_final_reply = False  # a drop_answer fault: do the work, never send the answer
@@ -194,6 +229,13 @@ class _RelayHandler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in server.reject_recipients:
+            return RECIPIENT_REJECTED_REPLY.format(address=address)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         if server.sender_check == "end_of_data":
             parsed = email.message_from_bytes(envelope.original_content or b"", policy=email.policy.default)
@@ -202,6 +244,25 @@ class _RelayHandler:
                 return smtp_reply(reply)
         message = self.relay.deliver(server, envelope)
         return f"250 OK id={message['message_id']}"
+
+
+class _BlackHole(asyncio.Protocol):
+    """A TCP peer that accepts the connection and then says nothing, ever (no greeting, no TLS):
+    a firewall or a dead relay that still completes the TCP handshake."""
+
+    def __init__(self, relay):
+        self.relay = relay
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.relay.blackhole_transports.add(transport)
+
+    def data_received(self, data):
+        pass  # read and ignored: a ClientHello or an EHLO gets no answer
+
+    def connection_lost(self, exc):
+        self.relay.blackhole_transports.discard(self.transport)
 
 
 class SmtpRelay(Service):
@@ -219,6 +280,8 @@ class SmtpRelay(Service):
         self._loop = None
         self._thread = None
         self._servers = []
+        self._closed_socket = None
+        self.blackhole_transports = set()
 
     # Lifecycle
 
@@ -247,6 +310,8 @@ class SmtpRelay(Service):
         return {
             "smtp_relay_starttls_port": self.ports[STARTTLS_LISTENER],
             "smtp_relay_implicit_tls_port": self.ports[IMPLICIT_TLS_LISTENER],
+            "smtp_relay_blackhole_port": self.ports[BLACKHOLE_LISTENER],
+            "smtp_relay_closed_port": self.ports[CLOSED_LISTENER],
         }
 
     async def _open_listeners(self):
@@ -256,15 +321,28 @@ class SmtpRelay(Service):
         implicit = await self._loop.create_server(
             lambda: self._new_session(IMPLICIT_TLS_LISTENER, tls_context), LOCALHOST, 0,
             ssl=tls_context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_SECONDS)
-        self._servers = [plain, implicit]
+        blackhole = await self._loop.create_server(lambda: _BlackHole(self), LOCALHOST, 0)
+        self._servers = [plain, implicit, blackhole]
         self.ports[STARTTLS_LISTENER] = plain.sockets[0].getsockname()[1]
         self.ports[IMPLICIT_TLS_LISTENER] = implicit.sockets[0].getsockname()[1]
+        self.ports[BLACKHOLE_LISTENER] = blackhole.sockets[0].getsockname()[1]
+        # Bound (so no other program gets the port) but never listening: the kernel answers a
+        # connection attempt with a reset, "connection refused".
+        self._closed_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._closed_socket.bind((LOCALHOST, 0))
+        self.ports[CLOSED_LISTENER] = self._closed_socket.getsockname()[1]
 
     def _new_session(self, listener, tls_context):
         with self.lock:
             plain_port_mode, sender_check = self.knobs["plain_port_mode"], self.knobs["sender_check"]
+            reject_recipients = tuple(self.knobs["reject_recipients"])
+            excluded = [name for name in AUTH_MECHANISMS if name not in self.knobs["auth_mechanisms"]]
+        # aiosmtpd takes every "auth_*" member of the session for a mechanism, so the auth_user
+        # property would be advertised as "AUTH ... user".
+        excluded.append("user")
         common = dict(hostname=RELAY_HOSTNAME, ident=GREETING_IDENT, auth_required=True,
-                      authenticator=self._authenticate, loop=self._loop, sender_check=sender_check)
+                      authenticator=self._authenticate, loop=self._loop, sender_check=sender_check,
+                      reject_recipients=reject_recipients, auth_exclude_mechanism=excluded)
         if listener == IMPLICIT_TLS_LISTENER:
             return _RelaySession(self, listener, starttls_required=False, tls_context=None,
                                  auth_require_tls=False, **common)
@@ -281,6 +359,8 @@ class SmtpRelay(Service):
         async def close():
             for server in self._servers:
                 server.close()
+            for transport in list(self.blackhole_transports):
+                transport.close()
             for task in asyncio.all_tasks():
                 if task is not asyncio.current_task():
                     task.cancel()
@@ -290,6 +370,11 @@ class SmtpRelay(Service):
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+            if not self._thread.is_alive():
+                # An unclosed loop's selector is torn down at interpreter exit, too late (EBADF noise).
+                self._loop.close()
+            if self._closed_socket is not None:
+                self._closed_socket.close()
 
     # SMTP2GO lookups (the SMTP2GO emulator owns users and senders)
 
@@ -386,8 +471,14 @@ class SmtpRelay(Service):
         if unknown:
             raise HttpError(HTTPStatus.BAD_REQUEST, f"unknown relay knobs: {', '.join(sorted(unknown))}")
         for name, value in body.items():
-            default, allowed = KNOBS[name]
-            if value is not None and value not in allowed:
+            _default, allowed = KNOBS[name]
+            if value is None:
+                continue
+            if callable(allowed):
+                problem = allowed(value)
+                if problem:
+                    raise HttpError(HTTPStatus.BAD_REQUEST, problem)
+            elif value not in allowed:
                 raise HttpError(HTTPStatus.BAD_REQUEST, f"{name} must be one of {', '.join(allowed)}")
         with self.lock:
             for name, value in body.items():

@@ -1,0 +1,480 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: karto maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sender_domain_check
+short_description: Tell from DNS whether mail From an address will pass DMARC through a relay
+version_added: 0.1.0
+description:
+  - Reads the From domain's SPF, DMARC and (when a selector is known) DKIM records from DNS and
+    decides whether mail From that domain, carried by the chosen relay, passes DMARC at the
+    receiver; if not, says what receivers that enforce DMARC will do with it and what to do instead.
+  - DMARC passes when the relay's DKIM signature or its envelope sender (Return-Path) is aligned
+    with the From domain. A relay signs with C(d=<From domain>) only when the From domain publishes
+    the relay's DKIM key, for SMTP2GO a CNAME C(<dkim_selector>._domainkey) to C(dkim.smtp2go.net),
+    for SendGrid a CNAME into C(sendgrid.net), for Mailgun a CNAME into C(mailgun.org) or the TXT key
+    Mailgun gave, for Resend the TXT key at C(resend._domainkey) (or a CNAME into
+    C(dkim.amazonses.com)). SPF counts only for the envelope sender's domain (O(return_path_host)),
+    when it is aligned with the From domain and its SPF includes the relay.
+  - For a free-mail address such as C(karto.help@rambler.ru) no relay can do either, because the
+    domain's DNS belongs to the mailbox provider, so such mail fails DMARC and the domain's policy
+    (C(p=reject), C(p=quarantine), C(p=none)) decides its fate. Sending through the mailbox's own SMTP
+    server (O(relay=mailbox)) is aligned, as the provider signs its users' mail itself.
+  - The DMARC policy is the From domain's C(_dmarc) record or, for a subdomain without one, the
+    organisational domain's record with its subdomain policy (C(sp), else C(p)), as RFC 7489 says.
+    The organisational domain is the last two labels of the domain (three under a known two-label
+    suffix such as C(co.uk)); the module does not load the Public Suffix List.
+  - Queries only the nameservers of O(nameservers) (else the system's resolvers), a few TXT lookups
+    per run; changes nothing and reports C(changed=false).
+author:
+  - karto maintainers (@karto)
+requirements:
+  - dnspython >= 2.1 (on the host that runs the module, usually the controller)
+attributes:
+  check_mode:
+    description: Runs the same DNS queries in check mode; it never changes anything.
+    support: full
+  diff_mode:
+    description: Nothing to show.
+    support: none
+options:
+  email:
+    description:
+      - The From address, for example V(karto.help@ro.ru); its domain is checked.
+      - Exactly one of O(email) and O(domain) is required.
+    type: str
+  domain:
+    description:
+      - The From domain, for example V(ro.ru), instead of an address.
+    type: str
+  relay:
+    description:
+      - What carries the mail.
+      - V(smtp2go), V(sendgrid), V(resend), V(mailgun) are the relays this collection manages; the
+        module knows which DKIM and SPF records each publishes under a customer's domain.
+      - V(mailbox) is the mailbox provider's own SMTP server (for a Rambler mailbox
+        C(smtp.rambler.ru) on port 465). Its mail is assumed aligned, since the provider signs with its
+        own domain and sends as the mailbox.
+      - V(other) is any other relay. A DKIM key or CNAME at O(dkim_selector) counts as that relay's key,
+        and SPF is not counted (the relay's servers are unknown).
+    type: str
+    choices: [smtp2go, sendgrid, resend, mailgun, mailbox, other]
+    default: smtp2go
+  dkim_selector:
+    description:
+      - The selector the relay signs with under the From domain, without C(._domainkey), for example
+        V(s123456) (SMTP2GO returns it as C(dkim_selector) when the domain is added, see
+        M(karto.supabase_mail.smtp2go_sender)).
+      - When omitted, the relay's fixed selector is looked up where it has one (V(s1) for SendGrid,
+        V(resend) for Resend). SMTP2GO and Mailgun selectors differ per domain, so without this option
+        their DKIM is taken as not aligned (the relay then signs with its own domain).
+    type: str
+  return_path_host:
+    description:
+      - The envelope sender (Return-Path, bounce) domain the relay uses for this From domain, for
+        SMTP2GO C(<rpath_selector>.<domain>) such as V(em123456.karto.test).
+      - SPF is counted for DMARC only when this is given, aligned with the From domain (the same domain
+        under C(aspf=s), the same organisational domain under C(aspf=r)), and its SPF includes the relay.
+      - When omitted, the relay is taken to use its own bounce domain, which never aligns.
+    type: str
+  nameservers:
+    description:
+      - IP addresses of the DNS servers to ask. Only these are queried.
+      - When omitted, the environment variable E(KARTO_DNS_NAMESERVERS) (addresses separated by commas) is
+        used, else the system's resolvers from C(/etc/resolv.conf). An empty list also means the system's
+        resolvers.
+    type: list
+    elements: str
+  dns_port:
+    description:
+      - UDP and TCP port of the nameservers.
+      - If not set, the environment variable E(KARTO_DNS_PORT) is used, else V(53).
+    type: int
+    default: 53
+  timeout:
+    description:
+      - Seconds to wait for the answer to one DNS query (all tries of that query included).
+    type: float
+    default: 5
+  fail_on_reject:
+    description:
+      - Fail the task when mail would be rejected, that is when it fails DMARC and the applicable policy
+        is C(reject). The failure message lists the options.
+      - Otherwise the module only reports; use RV(dmarc_pass), RV(consequence) and RV(verdict).
+    type: bool
+    default: false
+notes:
+  - "Runs where the task runs: use C(delegate_to: localhost) to query from the controller."
+  - The policy for a Rambler or Mail.ru free-mail domain changes only at the provider; check it before
+    relying on a relay (C(dig TXT _dmarc.rambler.ru)).
+  - A DKIM key published as TXT cannot show whose it is. For V(mailgun) and V(other) the key at a
+    O(dkim_selector) you name is taken as the relay's; for V(smtp2go) only a CNAME to SMTP2GO counts.
+seealso:
+  - name: RFC 7489 (DMARC)
+    description: Policy discovery, identifier alignment and the p, sp, pct, adkim, aspf tags.
+    link: https://www.rfc-editor.org/rfc/rfc7489
+  - name: SMTP2GO getting started
+    description: Verified senders, single addresses and sender domains (whose CNAMEs align DKIM).
+    link: https://developers.smtp2go.com/docs/getting-started
+  - name: SMTP2GO on free-mail DMARC policies
+    description: Why mail From a free-mail address through a relay is rejected, and sending from your own domain instead.
+    link: https://www.smtp2go.com/blog/dealing-gmails-dmarc-policy
+  - module: karto.supabase_mail.smtp2go_sender
+"""
+
+EXAMPLES = r"""
+- name: Will mail From the team mailbox pass DMARC through SMTP2GO?
+  karto.supabase_mail.sender_domain_check:
+    email: karto.help@ro.ru
+    relay: smtp2go
+  register: sender_dns
+  delegate_to: localhost
+
+- name: Say what receivers will do with it, and the options
+  ansible.builtin.debug:
+    msg: "{{ [sender_dns.verdict] + sender_dns.options }}"
+  when: not sender_dns.dmarc_pass
+
+- name: Stop unless mail From our own domain, verified with SMTP2GO, passes
+  karto.supabase_mail.sender_domain_check:
+    email: noreply@karto.test
+    relay: smtp2go
+    dkim_selector: s123456
+    return_path_host: em123456.karto.test
+    fail_on_reject: true
+  delegate_to: localhost
+
+- name: The mailbox's own SMTP server is aligned for its own addresses
+  karto.supabase_mail.sender_domain_check:
+    email: karto.help@ro.ru
+    relay: mailbox
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+domain:
+  description: The From domain checked, in lower case.
+  returned: always
+  type: str
+  sample: ro.ru
+relay:
+  description: The relay the check assumed (O(relay)).
+  returned: always
+  type: str
+  sample: smtp2go
+spf:
+  description: SPF of the domain DMARC would check SPF for.
+  returned: always
+  type: dict
+  contains:
+    domain:
+      description: The domain whose SPF was read, O(return_path_host) when given, else the From domain.
+      type: str
+      sample: ro.ru
+    record:
+      description: Its C(v=spf1) record, or null when none (or more than one) is published.
+      type: str
+      sample: v=spf1 include:_spf.ro.ru -all
+    authorises_relay:
+      description:
+        - Whether the record passes the relay's servers (it includes the relay's SPF domain, directly or
+          through nested includes within SPF's limit of 10 lookups).
+        - Null for O(relay=mailbox) and O(relay=other).
+      type: bool
+      sample: false
+    return_path:
+      description: O(return_path_host), or null.
+      type: str
+      sample: em123456.karto.test
+    aligned:
+      description: Whether SPF gives an aligned pass for DMARC.
+      type: bool
+      sample: false
+dmarc:
+  description: The DMARC policy that applies to mail From the domain. Its values are null when there is none.
+  returned: always
+  type: dict
+  contains:
+    domain:
+      description: Where the record was found, the From domain or its organisational domain.
+      type: str
+      sample: ro.ru
+    record:
+      description: The C(v=DMARC1) record.
+      type: str
+      sample: v=DMARC1; p=reject; rua=mailto:dmarc-reports@ro.ru
+    policy:
+      description: The C(p) tag, V(none), V(quarantine) or V(reject).
+      type: str
+      sample: reject
+    subdomain_policy:
+      description: The C(sp) tag, or C(p) when the record has none.
+      type: str
+      sample: reject
+    applied_policy:
+      description: The policy for this From domain, RV(dmarc.subdomain_policy) when the record is the organisational domain's.
+      type: str
+      sample: reject
+    pct:
+      description: The share of failing mail the policy is applied to (C(pct), 100 when absent).
+      type: int
+      sample: 100
+    adkim:
+      description: DKIM alignment mode, V(r) (relaxed) or V(s) (strict).
+      type: str
+      sample: r
+    aspf:
+      description: SPF alignment mode, V(r) or V(s).
+      type: str
+      sample: r
+    rua:
+      description: Aggregate report addresses.
+      type: list
+      elements: str
+      sample: [mailto:dmarc-reports@ro.ru]
+    inherited:
+      description: Whether the record is the organisational domain's (the From domain has none).
+      type: bool
+      sample: false
+dkim:
+  description: The DKIM key the relay would sign with under the From domain.
+  returned: always
+  type: dict
+  contains:
+    selector:
+      description: O(dkim_selector), else the relay's fixed selector, else null (nothing looked up).
+      type: str
+      sample: s123456
+    name:
+      description: The name looked up, C(<selector>._domainkey.<domain>).
+      type: str
+      sample: s123456._domainkey.karto.test
+    record:
+      description: The DKIM key record found there (through the CNAME, if any), or null.
+      type: str
+      sample: v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQ...
+    target:
+      description: The CNAME target when the selector is a CNAME, else null.
+      type: str
+      sample: dkim.smtp2go.net
+    points_to_relay:
+      description:
+        - Whether the selector is the relay's (a CNAME into the relay's DKIM names, or a TXT key where the relay
+          hands out TXT keys), so the relay signs with C(d=<domain>).
+        - Null when no selector was looked up.
+      type: bool
+      sample: true
+    aligned:
+      description: Whether DKIM gives an aligned pass for DMARC (the selector is the relay's and a usable key is published).
+      type: bool
+      sample: true
+aligned:
+  description: Whether DKIM or SPF is aligned with the From domain when the relay sends (always true for O(relay=mailbox)).
+  returned: always
+  type: bool
+  sample: false
+dmarc_pass:
+  description: Whether the mail passes DMARC, that is it is aligned and the domain publishes a DMARC record.
+  returned: always
+  type: bool
+  sample: false
+consequence:
+  description:
+    - What receivers that enforce DMARC do with the mail.
+    - V(none) when it passes or the policy is C(p=none); V(quarantine) or V(reject) when it fails such a
+      policy; V(no-dmarc) when the domain publishes no DMARC record.
+  returned: always
+  type: str
+  sample: reject
+verdict:
+  description: One sentence, C(passes) or what happens instead.
+  returned: always
+  type: str
+  sample: will be rejected by receivers that enforce DMARC (p=reject)
+options:
+  description: What to do instead, one sentence each; empty when the mail passes.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "Use the mailbox's own SMTP server instead of a relay (relay: mailbox): ..."
+    - "Use a From address on a domain whose DNS you control ...: add it to SMTP2GO as a sender domain ..."
+    - "Accept the risk: receivers that enforce DMARC (most large mailbox providers) will refuse this mail; ..."
+notes:
+  description: How each part of the decision was reached, one sentence each.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "SPF: not aligned: without return_path_host the relay's own bounce domain is the envelope sender, ..."
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.karto.supabase_mail.plugins.module_utils._dns_policy import (
+    RELAY_CHOICES,
+    RELAYS,
+    DnsLookupError,
+    check_domain,
+    check_nameservers,
+    check_selector,
+    check_sender_domain,
+    domain_of_email,
+    normalise_domain,
+)
+from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import check_email, first_problem
+
+DNSPYTHON_IMPORT_ERROR = None
+try:
+    import dns.exception
+    import dns.name
+    import dns.rdatatype
+    import dns.resolver
+except ImportError:
+    DNSPYTHON_IMPORT_ERROR = traceback.format_exc()
+    HAS_DNSPYTHON = False
+else:
+    HAS_DNSPYTHON = True
+
+
+def validate(params):
+    """The first problem in the input, or None; runs before any DNS query."""
+    problems = [
+        check_email("email", params["email"]),
+        check_domain("domain", params["domain"]),
+        check_selector("dkim_selector", params["dkim_selector"]),
+        check_domain("return_path_host", params["return_path_host"]),
+        check_nameservers("nameservers", params["nameservers"]),
+    ]
+    if not 1 <= params["dns_port"] <= 65535:
+        problems.append("dns_port must be between 1 and 65535; got %d." % params["dns_port"])
+    if not 0 < params["timeout"] <= 300:
+        problems.append("timeout must be more than 0 and at most 300 seconds; got %s." % params["timeout"])
+    return first_problem(*problems)
+
+
+class DnsLookup:
+    """lookup(name) -> (TXT strings, CNAME target of name or None), cached for the run; a missing
+    name or record is ([], None); no answer at all raises DnsLookupError with a sentence for the user."""
+
+    def __init__(self, nameservers, port, timeout):
+        if nameservers:
+            self.resolver = dns.resolver.Resolver(configure=False)
+            self.resolver.nameservers = list(nameservers)
+            self.where = "nameservers %s (dns_port %d)" % (", ".join(nameservers), port)
+        else:
+            try:
+                self.resolver = dns.resolver.Resolver(configure=True)
+            except dns.exception.DNSException as error:
+                raise DnsLookupError("No system nameservers found (%s): set nameservers." % error) from None
+            self.where = ("the system's nameservers %s (dns_port %d; set nameservers to ask others)"
+                          % (", ".join(str(ns) for ns in self.resolver.nameservers), port))
+        self.resolver.port = port
+        self.resolver.timeout = timeout
+        self.resolver.lifetime = timeout
+        self.timeout = timeout
+        self._cache = {}
+
+    def __call__(self, name):
+        name = normalise_domain(name)
+        if name not in self._cache:
+            self._cache[name] = self._query(name)
+        return self._cache[name]
+
+    def _query(self, name):
+        qname = dns.name.from_text(name)
+        try:
+            answer = self.resolver.resolve(qname, dns.rdatatype.TXT, raise_on_no_answer=False, search=False)
+        except dns.resolver.NXDOMAIN as error:
+            responses = error.kwargs.get("responses") or {}
+            return [], _cname_target(list(responses.values()), qname)
+        except dns.exception.Timeout:
+            raise DnsLookupError(
+                "No DNS answer for TXT %s within %s s from %s: check nameservers and dns_port (something must "
+                "answer DNS there), or raise timeout." % (name, _seconds(self.timeout), self.where)) from None
+        except dns.resolver.NoNameservers as error:
+            raise DnsLookupError("%s could not answer TXT %s (%s): check nameservers and dns_port."
+                                 % (_capitalised(self.where), name, error)) from None
+        except dns.exception.DNSException as error:
+            raise DnsLookupError("DNS query TXT %s to %s failed: %s" % (name, self.where, error)) from None
+        texts = [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in (answer.rrset or [])]
+        return texts, _cname_target([answer.response], qname)
+
+
+def _cname_target(responses, qname):
+    for response in responses:
+        for rrset in response.answer:
+            if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == qname:
+                for rdata in rrset:
+                    return rdata.target.to_text(omit_final_dot=True).lower()
+    return None
+
+
+def _seconds(value):
+    return "%g" % value
+
+
+def _capitalised(text):
+    return text[:1].upper() + text[1:]
+
+
+def failure_message(result, email):
+    sender = email or ("an address at %s" % result["domain"])
+    lines = ["Mail From %s through %s %s." % (sender, RELAYS[result["relay"]]["name"], result["verdict"]),
+             "Options:"]
+    lines += ["%d. %s" % (number, option) for number, option in enumerate(result["options"], 1)]
+    return "\n".join(lines)
+
+
+def run_module():
+    module = AnsibleModule(
+        argument_spec=dict(
+            email=dict(type="str"),
+            domain=dict(type="str"),
+            relay=dict(type="str", default="smtp2go", choices=list(RELAY_CHOICES)),
+            dkim_selector=dict(type="str"),
+            return_path_host=dict(type="str"),
+            nameservers=dict(type="list", elements="str", fallback=(env_fallback, ["KARTO_DNS_NAMESERVERS"])),
+            dns_port=dict(type="int", default=53, fallback=(env_fallback, ["KARTO_DNS_PORT"])),
+            timeout=dict(type="float", default=5),
+            fail_on_reject=dict(type="bool", default=False),
+        ),
+        mutually_exclusive=[("email", "domain")],
+        required_one_of=[("email", "domain")],
+        supports_check_mode=True,
+    )
+    if not HAS_DNSPYTHON:
+        module.fail_json(msg=missing_required_lib("dnspython"), exception=DNSPYTHON_IMPORT_ERROR)
+    params = module.params
+    problem = validate(params)
+    if problem:
+        module.fail_json(msg=problem)
+
+    domain = domain_of_email(params["email"]) if params["email"] else normalise_domain(params["domain"])
+    nameservers = [str(ns).strip() for ns in params["nameservers"] or [] if str(ns).strip()]
+    try:
+        lookup = DnsLookup(nameservers, params["dns_port"], params["timeout"])
+        result = check_sender_domain(domain, params["relay"], lookup, dkim_selector=params["dkim_selector"],
+                                     return_path_host=params["return_path_host"])
+    except DnsLookupError as error:
+        module.fail_json(msg=str(error), domain=domain, relay=params["relay"])
+
+    result["changed"] = False
+    if params["fail_on_reject"] and result["consequence"] == "reject":
+        module.fail_json(msg=failure_message(result, params["email"]), **result)
+    module.exit_json(**result)
+
+
+def main():
+    run_module()
+
+
+if __name__ == "__main__":
+    main()
