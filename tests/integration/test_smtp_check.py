@@ -10,30 +10,18 @@ import base64
 import uuid
 
 import pytest
-import requests
 
 from tests.integration.playbook import run_tasks
 
 HOST = "mail.smtp2go.com"
 SENDER = "karto.help@ro.ru"
-TIMEOUT = 15
 
 
 class RelayUser:
     """An SMTP2GO account with one SMTP user (known password) and a verified single sender."""
 
     def __init__(self, sandbox):
-        self.api_key = sandbox.add_smtp2go_account()
-        self.username = f"karto-{uuid.uuid4().hex[:12]}"
-        self.password = f"Check-pw-{uuid.uuid4().hex}"
-        api = sandbox.url("smtp2go_api")
-        added = requests.post(f"{api}/users/smtp/add", timeout=TIMEOUT, json={
-            "api_key": self.api_key, "username": self.username, "email_password": self.password})
-        assert added.status_code == 200, added.text
-        sender = requests.post(f"{api}/single_sender_emails/add", timeout=TIMEOUT,
-                               json={"api_key": self.api_key, "email_address": SENDER})
-        assert sender.status_code == 200, sender.text
-        sandbox.verify_smtp2go_sender(self.api_key, SENDER)
+        self.api_key, self.username, self.password = sandbox.add_smtp2go_relay_user(SENDER, "Check-pw-")
 
 
 @pytest.fixture

@@ -102,6 +102,23 @@ class Sandbox:
 
     # SMTP2GO API
 
+    def add_smtp2go_relay_user(self, sender, password_prefix="pw-"):
+        """A fresh SMTP2GO account with one SMTP user (known password) and `sender` verified.
+
+        Made through the emulator's own API, as a client would; returns (api_key, username, password).
+        """
+        api_key = self.add_smtp2go_account()
+        username = "karto-" + secrets.token_hex(6)
+        password = password_prefix + secrets.token_hex(16)
+        api = self.url("smtp2go_api")
+        for path, body in (("/users/smtp/add", {"username": username, "email_password": password}),
+                           ("/single_sender_emails/add", {"email_address": sender})):
+            answer = self._http.post(api + path, json=dict(body, api_key=api_key), timeout=30)
+            if answer.status_code != 200:
+                raise SandboxControlError(f"POST {path} -> {answer.status_code}: {answer.text}")
+        self.verify_smtp2go_sender(api_key, sender)
+        return api_key, username, password
+
     def add_smtp2go_account(self, api_key=None, allowed_endpoints=None):
         """Create an isolated SMTP2GO account (a random api- key unless given; all endpoints unless
         `allowed_endpoints`, e.g. ["/users/smtp/view"]); returns its API key."""
