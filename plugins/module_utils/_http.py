@@ -12,6 +12,8 @@ import email.utils
 import random
 import time
 
+from ansible_collections.karto.supabase_mail.plugins.module_utils._secrets import Redactor
+
 try:
     import requests
     HAS_REQUESTS = True
@@ -28,7 +30,6 @@ USER_AGENT = "karto.supabase_mail/%s" % COLLECTION_VERSION
 RETRYABLE_STATUSES = (429, 502, 503, 504)
 # Rate-limit headers, most explicit first. Values are seconds to wait, or an epoch time.
 WAIT_HEADERS = ("Retry-After", "X-RateLimit-Reset", "RateLimit-Reset")
-REDACTED = "********"
 # An epoch timestamp is far larger than any sane "seconds to wait".
 _EPOCH_THRESHOLD = 10 ** 9
 
@@ -64,29 +65,6 @@ class ApiError(Exception):
             "error_code": self.code,
             "provider_message": self.provider_message,
         }
-
-
-class Redactor:
-    """Replaces every known secret with a fixed mask in any text we emit."""
-
-    def __init__(self, secrets=()):
-        self._secrets = []
-        for secret in secrets:
-            self.add(secret)
-
-    def add(self, secret):
-        if secret and isinstance(secret, str) and secret not in self._secrets:
-            self._secrets.append(secret)
-            # Longest first, so a secret containing another is masked whole.
-            self._secrets.sort(key=len, reverse=True)
-
-    def __call__(self, text):
-        if text is None:
-            return None
-        text = str(text)
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
 
 
 def parse_wait_header(value, now=None):
@@ -239,9 +217,9 @@ class ApiClient:
             if raw:
                 return response
             if response.status_code in expected:
-                return _decode(response)
+                return self._decode(response, method, path)
 
-            body = _decode(response, quiet=True)
+            body = self._decode(response, method, path, quiet=True)
             code, provider_message = self.parse_error(response.status_code, body)
             retry_ok = retry and response.status_code in RETRYABLE_STATUSES and (
                 idempotent or response.status_code == 429)
@@ -262,24 +240,24 @@ class ApiClient:
                 outcome_unknown=(not idempotent and response.status_code in (502, 504)),
                 attempts=attempt)
 
+    def _decode(self, response, method, path, quiet=False):
+        """The JSON body, or None when empty; a non-JSON success is an error (redacted like any other)."""
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            if quiet:
+                return response.text[:500]
+            raise self._error("%s %s %s: expected JSON, got %r" % (
+                self.service_name, method, path, response.text[:200]), method, path, status=response.status_code)
+
     def _error(self, message, method, path, attempts=None, **fields):
         if attempts and attempts > 1:
             message += " (after %d attempts)" % attempts
         if fields.get("provider_message") is not None:
             fields["provider_message"] = self.redact(fields["provider_message"])
         return ApiError(self.redact(message), method=method, path=self.redact(path), **fields)
-
-
-def _decode(response, quiet=False):
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        if quiet:
-            return response.text[:500]
-        raise ApiError("expected JSON from %s, got %r" % (response.url, response.text[:200]),
-                       status=response.status_code)
 
 
 def _short(exc):

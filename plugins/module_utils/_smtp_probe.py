@@ -30,6 +30,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._diagnose impo
     classify_smtp_reply,
     hint_for,
 )
+from ansible_collections.karto.supabase_mail.plugins.module_utils._secrets import Redactor
 
 SUPABASE_IMPLICIT_TLS_PORT = 465
 PREFERRED_PORTS = (465, 587)
@@ -39,7 +40,6 @@ EHLO_NAME = "localhost"  # Go's net/smtp default; Supabase uses its API host nam
 TLS_SNIFF_AFTER_SECONDS = 1.0
 # How long after the deadline the module waits for a port's thread to hand in its own verdict.
 DEADLINE_GRACE_SECONDS = 0.5
-REDACTED = "********"
 
 
 class Deadline:
@@ -87,21 +87,16 @@ class Progress:
 # Secrets
 
 
-class Redactor:
-    def __init__(self, username, password):
-        secrets = []
-        if password:
-            secrets.append(password)
-            for blob in (password, "\0%s\0%s" % (username or "", password), "%s\0%s\0%s" % (username or "", username or "", password)):
-                secrets.append(base64.b64encode(blob.encode("utf-8")).decode("ascii"))
-        self.secrets = sorted(set(secrets), key=len, reverse=True)
+class SmtpRedactor(Redactor):
+    """Masks the password and the base64 forms it takes in AUTH PLAIN and LOGIN exchanges."""
 
-    def __call__(self, text):
-        if text is None:
-            return None
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+    def __init__(self, username, password):
+        super().__init__()
+        if password:
+            user = username or ""
+            for blob in (password, "\0%s\0%s" % (user, password), "%s\0%s\0%s" % (user, user, password)):
+                self.add(base64.b64encode(blob.encode("utf-8")).decode("ascii"))
+            self.add(password)
 
 
 # One port

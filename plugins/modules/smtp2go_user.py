@@ -151,7 +151,7 @@ user:
       type: int
       sample: 200
     rate_limit_period:
-      description: Period of the custom limit as SMTP2GO reports it.
+      description: Period of the custom limit, as SMTP2GO reports it (or as given, right after a change).
       type: str
       sample: "1:00:00"
 created:
@@ -303,10 +303,13 @@ def update(module, client, current):
     after.update({key: value for key, value in changes.items() if key != "email_password"})
     if "custom_ratelimit" in changes and not changes["custom_ratelimit"]:
         after["custom_ratelimit_value"] = None
+    after["sending_allowed"] = after.get("status") == "allowed"
     if changes and not module.check_mode:
-        client.edit_smtp_user(params["username"], changes)
-        # PATCH answers with a partial object; one read gives the effective user.
-        after = client.find_smtp_user(params["username"]) or after
+        answer = client.edit_smtp_user(params["username"], changes)
+        # PATCH answers with a partial user object; what it holds is the effective value, no re-read needed.
+        for entry in answer if isinstance(answer, list) else []:
+            if entry.get("username") == params["username"]:
+                after.update({key: value for key, value in entry.items() if key != "email_password"})
     return current, after, result
 
 

@@ -274,7 +274,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils._smtp_probe import (
-    Redactor,
+    SmtpRedactor,
     best_failure,
     probe_all,
     recommended_port,
@@ -399,7 +399,7 @@ def run_module():
         ca_path=params["ca_path"],
         connect_to=check_connect_to(params["connect_to"])[1],
         implicit_tls_ports=set(params["implicit_tls_ports"]),
-        redact=Redactor(params["username"], params["password"]),
+        redact=SmtpRedactor(params["username"], params["password"]),
     )
 
     whitespace = credential_problem(params)

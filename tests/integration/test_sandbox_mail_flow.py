@@ -94,11 +94,6 @@ def project(sandbox):
     return Project(sandbox, *sandbox.add_supabase_project())
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_faults(sandbox):
-    yield
-    sandbox.clear_faults()
-
 
 # Management API: api-keys
 

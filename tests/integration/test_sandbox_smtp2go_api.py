@@ -94,11 +94,6 @@ def account(sandbox):
     return Smtp2go(sandbox.url("smtp2go_api"), sandbox.add_smtp2go_account())
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_faults(sandbox):
-    yield
-    sandbox.clear_faults()
-
 
 # Basics: endpoint, seed, auth, permissions, envelopes
 

@@ -9,10 +9,10 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._http import (
     USER_AGENT,
     ApiClient,
     ApiError,
-    Redactor,
     RetryPolicy,
     parse_wait_header,
 )
+from ansible_collections.karto.supabase_mail.plugins.module_utils._secrets import Redactor
 
 NOW = 1_800_000_000.0
 
@@ -186,3 +186,11 @@ def test_error_text_redacts_secrets_echoed_by_the_provider():
         client.request("PATCH", "/v1/x", json_body={"smtp_pass": secret})
     assert secret not in str(caught.value)
     assert secret not in caught.value.provider_message
+
+
+def test_non_json_success_is_an_error_without_the_secret():
+    secret = "tok-3c1e9f"
+    client, _session, _clock = make_client([FakeResponse(200, "<html>%s</html>" % secret)], secrets=[secret])
+    with pytest.raises(ApiError) as caught:
+        client.request("GET", "/v1/x")
+    assert "expected JSON" in str(caught.value) and secret not in str(caught.value)
