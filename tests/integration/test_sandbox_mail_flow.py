@@ -94,7 +94,6 @@ def project(sandbox):
     return Project(sandbox, *sandbox.add_supabase_project())
 
 
-
 # Management API: api-keys
 
 

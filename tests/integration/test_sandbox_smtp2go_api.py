@@ -94,7 +94,6 @@ def account(sandbox):
     return Smtp2go(sandbox.url("smtp2go_api"), sandbox.add_smtp2go_account())
 
 
-
 # Basics: endpoint, seed, auth, permissions, envelopes
 
 

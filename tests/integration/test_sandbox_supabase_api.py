@@ -59,7 +59,6 @@ def project(sandbox):
     return Project(sandbox, *sandbox.add_supabase_project())
 
 
-
 # Auth config: GET
 
 
