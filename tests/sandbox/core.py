@@ -288,7 +288,8 @@ class FixedWindowRateLimiter:
             allowed=count <= limit,
             limit=limit,
             remaining=max(limit - count, 0),
-            reset_seconds=max(math.ceil(opened_at + window_seconds - now), 0),
+            # Rounded first: (t + 60) - t can come out as 60.000000000001, which would ceil to 61.
+            reset_seconds=max(math.ceil(round(opened_at + window_seconds - now, 6)), 0),
         )
 
     def forget(self, key_matches):
