@@ -165,6 +165,10 @@ class ApiClient:
     def auth_headers(self):
         return {}
 
+    def explain(self, error):
+        """One sentence for a failed call that names what to fix; providers override it."""
+        return error.message
+
     def parse_error(self, status, body):
         """(provider error code, provider message) from a decoded error body."""
         if isinstance(body, dict):

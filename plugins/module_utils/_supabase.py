@@ -47,10 +47,12 @@ def is_password_hmac(value):
 class SupabaseManagementClient(ApiClient):
     service_name = "Supabase Management API"
 
-    def __init__(self, api_url, access_token, **kwargs):
+    def __init__(self, api_url, access_token, project_ref=None, **kwargs):
         secrets = list(kwargs.pop("secrets", ())) + [access_token]
         super().__init__(api_url, secrets=secrets, **kwargs)
         self._access_token = access_token
+        # Only to word error explanations; every call still names its project.
+        self.project_ref = project_ref
 
     def auth_headers(self):
         return {"Authorization": "Bearer %s" % self._access_token}
@@ -60,6 +62,27 @@ class SupabaseManagementClient(ApiClient):
         if isinstance(body, dict):
             return body.get("code"), body.get("message") or body.get("error")
         return None, body or None
+
+    def explain(self, error):
+        """One clear sentence per error class, naming the parameter to fix."""
+        project_ref = self.project_ref
+        status = error.status
+        if status == 401:
+            return ("Supabase refused the access_token (HTTP 401): create a personal access token under "
+                    "Account > Access Tokens and pass it as access_token or SUPABASE_ACCESS_TOKEN. %s"
+                    % error.message)
+        if status == 403:
+            return ("The access_token may not change project_ref %s's auth config (HTTP 403): it needs "
+                    "auth_config_write and project_admin_write. %s" % (project_ref, error.message))
+        if status == 404:
+            return ("Project project_ref=%s was not found or is not visible to this access_token "
+                    "(HTTP 404). %s" % (project_ref, error.message))
+        if status == 429:
+            return ("The Supabase Management API rate limit held for longer than the retry budget "
+                    "(HTTP 429); raise timeout or run fewer projects at once. %s" % error.message)
+        if status == 400:
+            return "Supabase rejected the SMTP settings (HTTP 400): %s" % error.message
+        return error.message
 
     def get_auth_config(self, project_ref):
         return self.request("GET", "/v1/projects/%s/config/auth" % project_ref)
@@ -136,24 +159,3 @@ class SupabaseAuthClient(ApiClient):
             return (body.get("error_code") or body.get("code"),
                     body.get("msg") or body.get("message") or body.get("error_description") or body.get("error"))
         return None, body or None
-
-
-def explain_error(error, project_ref):
-    """One clear sentence per error class, naming the parameter to fix."""
-    status = error.status
-    if status == 401:
-        return ("Supabase refused the access_token (HTTP 401): create a personal access token under "
-                "Account > Access Tokens and pass it as access_token or SUPABASE_ACCESS_TOKEN. %s"
-                % error.message)
-    if status == 403:
-        return ("The access_token may not change project_ref %s's auth config (HTTP 403): it needs "
-                "auth_config_write and project_admin_write. %s" % (project_ref, error.message))
-    if status == 404:
-        return ("Project project_ref=%s was not found or is not visible to this access_token "
-                "(HTTP 404). %s" % (project_ref, error.message))
-    if status == 429:
-        return ("The Supabase Management API rate limit held for longer than the retry budget "
-                "(HTTP 429); raise timeout or run fewer projects at once. %s" % error.message)
-    if status == 400:
-        return "Supabase rejected the SMTP settings (HTTP 400): %s" % error.message
-    return error.message

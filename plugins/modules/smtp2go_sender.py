@@ -148,12 +148,11 @@ import time
 from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import build_diff
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
 from ansible_collections.karto.supabase_mail.plugins.module_utils._module import ApiModule
-from ansible_collections.karto.supabase_mail.plugins.module_utils._smtp2go import (
+from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_smtp2go import (
     Smtp2goClient,
     connection_argument_spec,
     domain_dns_records,
     domain_verified,
-    explain_error,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
     check_email,
@@ -306,7 +305,7 @@ def run_module():
             if params["wait_for_verification"] and not module.check_mode:
                 found = wait_until_verified(module, sender, found)
     except ApiError as error:
-        module.fail_api(error, explain_error(error))
+        module.fail_api(error, client.explain(error))
 
     verified = sender.verified(found) if found and not found.get("predicted") else False
     result = dict(

@@ -179,10 +179,9 @@ import re
 from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import build_diff, changed_fields
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
 from ansible_collections.karto.supabase_mail.plugins.module_utils._module import ApiModule
-from ansible_collections.karto.supabase_mail.plugins.module_utils._smtp2go import (
+from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_smtp2go import (
     Smtp2goClient,
     connection_argument_spec,
-    explain_error,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
     check_no_surrounding_whitespace,
@@ -353,7 +352,7 @@ def run_module():
         else:
             before, after, result = update(module, client, current)
     except ApiError as error:
-        module.fail_api(error, explain_error(error))
+        module.fail_api(error, client.explain(error))
 
     changed = result["created"] or bool(result["changed_fields"]) or (before is not None and after is None)
     result.update(changed=changed, user=user_view(after))

@@ -181,7 +181,6 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._supabase impo
     SupabaseAuthClient,
     SupabaseManagementClient,
     connection_argument_spec,
-    explain_error,
     pick_api_key,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
@@ -283,7 +282,7 @@ def run_module():
         module.exit_json(changed=False, delivery=delivery)
 
     management = SupabaseManagementClient(
-        params["api_url"], params["access_token"], timeout=params["timeout"],
+        params["api_url"], params["access_token"], project_ref=ref, timeout=params["timeout"],
         validate_certs=params["validate_certs"],
         secrets=[params["anon_key"], params["service_role_key"]])
     try:
@@ -323,7 +322,7 @@ def run_module():
         else:
             delivery.update(status="failed", error="HTTP %d: %s" % (response.status_code, answer_text(response)))
     except ApiError as error:
-        module.fail_api(error, explain_error(error, ref))
+        module.fail_api(error, management.explain(error))
 
     if delivery["status"] in ("failed", "rate_limited"):
         delivery["error_class"], delivery["hint"] = classify_failure(delivery["error"])

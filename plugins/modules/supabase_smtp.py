@@ -215,7 +215,6 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._supabase impo
     PROJECT_REF_PATTERN,
     SupabaseManagementClient,
     connection_argument_spec,
-    explain_error,
     is_password_hmac,
     smtp_pass_hmac,
 )
@@ -373,7 +372,7 @@ def run_module():
                     "trying it anyway.")
 
     client = SupabaseManagementClient(
-        params["api_url"], params["access_token"], timeout=params["timeout"],
+        params["api_url"], params["access_token"], project_ref=ref, timeout=params["timeout"],
         validate_certs=params["validate_certs"], secrets=[params["password"]],
     )
     try:
@@ -388,7 +387,7 @@ def run_module():
         else:
             after = predicted_config(current, changes, ref)
     except ApiError as error:
-        module.fail_api(error, explain_error(error, ref))
+        module.fail_api(error, client.explain(error))
 
     before_settings = effective_settings(current, ref, params["password"])
     after_settings = effective_settings(after, ref, params["password"])

@@ -57,6 +57,21 @@ class Smtp2goClient(ApiClient):
                               method, path, status=200, code=code, provider_message=message)
         return data
 
+    def explain(self, error):
+        """One clear sentence per SMTP2GO error class, naming what to fix."""
+        code = error.code or ""
+        if error.status == 401 or "API User matching" in (error.provider_message or ""):
+            return ("SMTP2GO refused the api_key (HTTP %s): create an API key under Sending > API Keys and "
+                    "pass it as api_key or SMTP2GO_API_KEY. %s" % (error.status, error.message))
+        if code.endswith("ENDPOINT_PERMISSION_DENIED") or error.status == 403:
+            return ("The api_key may not call %s: allow that endpoint on the key in SMTP2GO "
+                    "(Sending > API Keys > Permissions). %s" % (error.path, error.message))
+        if error.status == 429:
+            return ("SMTP2GO rate-limited this machine (HTTP 429) for longer than the retry budget; "
+                    "SMTP2GO blocks an address for at least a minute after bursts of requests or errors, "
+                    "so wait a minute and run again. %s" % error.message)
+        return error.message
+
     # --- SMTP users -------------------------------------------------------
     def find_smtp_user(self, username):
         data = self.call("/users/smtp/view", {"username": username}) or {}
@@ -144,21 +159,5 @@ def domain_verified(entry):
     return bool(info.get("dkim_verified") and info.get("rpath_verified"))
 
 
-def explain_error(error):
-    """One clear sentence per SMTP2GO error class, naming what to fix."""
-    code = error.code or ""
-    if error.status == 401 or "API User matching" in (error.provider_message or ""):
-        return ("SMTP2GO refused the api_key (HTTP %s): create an API key under Sending > API Keys and "
-                "pass it as api_key or SMTP2GO_API_KEY. %s" % (error.status, error.message))
-    if code.endswith("ENDPOINT_PERMISSION_DENIED") or error.status == 403:
-        return ("The api_key may not call %s: allow that endpoint on the key in SMTP2GO "
-                "(Sending > API Keys > Permissions). %s" % (error.path, error.message))
-    if error.status == 429:
-        return ("SMTP2GO rate-limited this machine (HTTP 429) for longer than the retry budget; "
-                "SMTP2GO blocks an address for at least a minute after bursts of requests or errors, "
-                "so wait a minute and run again. %s" % error.message)
-    return error.message
-
-
 __all__ = ["ApiError", "Smtp2goClient", "connection_argument_spec", "domain_dns_records",
-           "domain_verified", "explain_error"]
+           "domain_verified"]
