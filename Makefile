@@ -85,7 +85,7 @@ unit: venv
 	"$(BIN)/python" -m pytest tests/unit $(PYTEST_ARGS)
 
 integration: venv
-	"$(BIN)/python" -m pytest -n $(INTEGRATION_WORKERS) tests/integration $(PYTEST_ARGS)
+	"$(BIN)/python" -m pytest -n $(INTEGRATION_WORKERS) tests/integration tests/sandbox/tests $(PYTEST_ARGS)
 
 sanity: venv
 	bash tests/tools/sanity.sh $(SANITY_ARGS)

@@ -97,7 +97,6 @@ def main():
             "supabase_access_token": DEMO_ACCESS_TOKEN,
             "smtp2go_api_url": sandbox.url("smtp2go_api"),
             "smtp2go_api_key": DEMO_SMTP2GO_API_KEY,
-            "sandbox_control_url": sandbox.url("control"),
             "mail_secrets_dir": str(DEMO_DIR / "secrets"),
         } | sandbox_probe_vars(sandbox)))
         os.chmod(vars_file, 0o600)

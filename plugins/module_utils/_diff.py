@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Internal to karto.supabase_mail: the one place that decides `changed` and builds the diff.
 
-Every module reads the current object, states the wanted fields, and lets this module say
-which fields differ and what `--diff` shows. Write-only secrets are compared through a
-caller-supplied verdict and are never put into the diff.
+Modules state the wanted fields and let this module say which differ; the write engine
+(_engine.py) builds every `--diff` here. Write-only secrets are compared through a
+caller-supplied verdict and are never put into the diff, only as <hidden, changed|unchanged>.
 
 Not a public API; it may change without notice.
 """

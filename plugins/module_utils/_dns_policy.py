@@ -17,61 +17,50 @@ from __future__ import annotations
 import ipaddress
 import re
 
-# What each relay publishes under a customer's domain once the domain is verified with it.
+# A relay's DNS identity: what it publishes under a customer's domain once the domain is
+# verified with it. Each provider's profile holds its own (the relay contract's `dns`); the
+# caller passes it in, so this file names no relay.
 #   spf_includes: an SPF include (or redirect) of one of these domains, or of a name under one,
 #     authorises the relay's servers.
 #   dkim_cname_suffixes: a DKIM selector that is a CNAME to one of these names (or a name under
-#     one) is the relay's key, so the relay signs with d=<From domain>.
+#     one) is the relay's key, so the relay signs with d=<From domain>; "*" means any CNAME at a
+#     selector the caller names.
 #   dkim_txt_selectors: selectors at which a DKIM key published as TXT is the relay's key; "*"
 #     means any selector the caller names (the relay hands out the key and the selector).
 #   default_selectors: looked up when the caller gives no dkim_selector.
-RELAYS = {
-    "smtp2go": {
-        "name": "SMTP2GO",
-        "spf_includes": ("spf.smtp2go.com",),
-        "dkim_cname_suffixes": ("smtp2go.net",),  # <s123456>._domainkey -> dkim.smtp2go.net
-        "dkim_txt_selectors": (),
-        "default_selectors": (),  # per domain (s + 6 digits): the caller must name it
-    },
-    "sendgrid": {
-        "name": "SendGrid",
-        "spf_includes": ("sendgrid.net",),
-        "dkim_cname_suffixes": ("sendgrid.net",),  # s1/s2._domainkey -> s1.domainkey.uNNN.wlNNN.sendgrid.net
-        "dkim_txt_selectors": ("m1",),  # Domain Authentication without automated security
-        "default_selectors": ("s1",),
-    },
-    "resend": {
-        "name": "Resend",
-        "spf_includes": ("amazonses.com",),  # Resend sends through Amazon SES
-        "dkim_cname_suffixes": ("dkim.amazonses.com",),
-        "dkim_txt_selectors": ("resend",),
-        "default_selectors": ("resend",),
-    },
-    "mailgun": {
-        "name": "Mailgun",
-        "spf_includes": ("mailgun.org",),
-        # mgsend.net: CNAME targets of Mailgun's automatic sender security (assumed, not in the
-        # reference notes); the classic setup is a TXT key at a selector Mailgun picks.
-        "dkim_cname_suffixes": ("mailgun.org", "mgsend.net"),
-        "dkim_txt_selectors": ("*",),
-        "default_selectors": (),
-    },
-    "mailbox": {
-        "name": "the mailbox's own SMTP server",
-        "spf_includes": (),
-        "dkim_cname_suffixes": (),
-        "dkim_txt_selectors": ("*",),
-        "default_selectors": (),
-    },
-    "other": {
-        "name": "the relay",
-        "spf_includes": (),
-        "dkim_cname_suffixes": ("*",),
-        "dkim_txt_selectors": ("*",),
-        "default_selectors": (),
-    },
+#   signs_as_sender: the server signs and sends as the From domain itself (a mailbox's own server).
+# An unknown relay: a key or CNAME at a selector the caller names counts, SPF is not judged.
+GENERIC_RELAY = {
+    "title": "the relay",
+    "spf_includes": (),
+    "dkim_cname_suffixes": ("*",),
+    "dkim_txt_selectors": ("*",),
+    "default_selectors": (),
+    "signs_as_sender": False,
+    "own_domain_steps": "have the relay sign DKIM with d=<that domain> and publish the relay's key (or CNAME) under it",
 }
-RELAY_CHOICES = ("smtp2go", "sendgrid", "resend", "mailgun", "mailbox", "other")
+IDENTITY_KEYS = tuple(GENERIC_RELAY)
+
+
+def relay_identity(title=None, dns=None):
+    """A complete identity from a title and a (partial) `dns` dict; missing keys are the generic ones.
+
+    With no `dns` at all the relay is unknown (GENERIC_RELAY); with one, what it leaves out is empty,
+    so a relay that names only its SPF include gets no DKIM wildcard it did not ask for.
+    """
+    identity = dict(GENERIC_RELAY)
+    if dns:
+        identity.update(spf_includes=(), dkim_cname_suffixes=(), dkim_txt_selectors=(), default_selectors=())
+        for key in IDENTITY_KEYS:
+            if dns.get(key) is not None and key != "title":
+                value = dns[key]
+                identity[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+        if not identity["own_domain_steps"]:
+            identity["own_domain_steps"] = GENERIC_RELAY["own_domain_steps"]
+    if title:
+        identity["title"] = title
+    return identity
+
 
 # Mailbox providers whose own SMTP server is known: domain -> (provider, host, port).
 # Rambler: chatmail/provider-db rambler.ru.md (see the sendgrid reference notes, section 6).
@@ -86,20 +75,6 @@ TWO_LABEL_SUFFIXES = frozenset((
     "ne.jp", "co.za", "com.br", "com.cn", "com.tr", "com.mx", "co.in", "co.kr", "com.ua", "org.ua",
     "com.ru", "net.ru", "org.ru", "pp.ru", "msk.ru", "spb.ru", "com.sg", "com.tw", "com.hk",
 ))
-
-# How to make a domain's DNS carry the relay's DKIM key (and SPF), per relay.
-OWN_DOMAIN_STEPS = {
-    "smtp2go": "add it to SMTP2GO as a sender domain (smtp2go_sender with a domain) and publish the CNAMEs "
-               "SMTP2GO returns, <dkim_selector>._domainkey -> dkim.smtp2go.net and <rpath_selector> -> "
-               "return.smtp2go.net",
-    "sendgrid": "authenticate it in SendGrid (Domain Authentication with automated security) and publish its "
-                "CNAMEs, s1._domainkey and s2._domainkey -> *.sendgrid.net and em<digits> -> *.sendgrid.net",
-    "resend": "verify it in Resend and publish its records: the DKIM key at resend._domainkey and the SPF "
-              "(include:amazonses.com) and MX of its return-path subdomain",
-    "mailgun": "verify it in Mailgun and publish the DKIM key Mailgun gives (TXT at <selector>._domainkey) and "
-               "SPF include:mailgun.org",
-    "other": "have the relay sign DKIM with d=<that domain> and publish the relay's key (or CNAME) under it",
-}
 
 # The DMARC facts the module returns, in this order.
 DMARC_FIELDS = ("domain", "record", "policy", "subdomain_policy", "applied_policy", "pct", "adkim", "aspf", "rua",
@@ -192,7 +167,7 @@ def pick_spf(txt_records):
 
 
 def spf_terms(record):
-    """[(qualifier, name, value)] of an SPF record, e.g. ("+", "include", "spf.smtp2go.com"),
+    """[(qualifier, name, value)] of an SPF record, e.g. ("+", "include", "spf.relay.example"),
     ("~", "all", None), ("", "redirect", "_spf.example.com") for a modifier."""
     terms = []
     for term in record.split()[1:]:
@@ -211,9 +186,9 @@ def spf_terms(record):
 def spf_authorises(record, relay, lookup, budget=None):
     """Whether an SPF record passes the relay's servers: it includes (or redirects to) the relay's
     SPF domain directly or through nested includes, or ends in +all. None when the relay's servers
-    are unknown (mailbox, other). ip4/ip6/a/mx terms are not evaluated: relays publish their
-    addresses through their include domain."""
-    includes = RELAYS[relay]["spf_includes"]
+    are unknown (a mailbox's own server, an unknown relay). ip4/ip6/a/mx terms are not evaluated:
+    relays publish their addresses through their include domain. `relay` is an identity (relay_identity)."""
+    includes = relay["spf_includes"]
     if not includes:
         return None
     if record is None:
@@ -291,9 +266,9 @@ def dkim_points_to_relay(relay, selector, selector_given, cname_target, key_usab
     """Whether the key at <selector>._domainkey.<domain> is the relay's (so the relay's signature has
     d=<domain>): a CNAME into the relay's DKIM names, or a TXT key where the relay hands out TXT keys.
     A CNAME counts whether or not a key is published at its target (DKIM alignment needs both)."""
-    profile = RELAYS[relay]
+    profile = relay
     if cname_target:
-        if relay == "mailbox":
+        if relay["signs_as_sender"]:
             return key_usable
         return _under(cname_target, profile["dkim_cname_suffixes"]) and (
             "*" not in profile["dkim_cname_suffixes"] or selector_given)
@@ -328,11 +303,11 @@ def discover_dmarc(domain, lookup, notes):
 def check_sender_domain(domain, relay, lookup, dkim_selector=None, return_path_host=None):
     """Everything sender_domain_check returns besides `changed`. `lookup(name)` returns
     (txt_strings, cname_target_or_None) and returns ([], None) for a missing name or record; it
-    raises DnsLookupError when it cannot get an answer."""
+    raises DnsLookupError when it cannot get an answer. `relay` is an identity (relay_identity)."""
     domain = normalise_domain(domain)
-    profile = RELAYS[relay]
+    profile = relay
     notes = []
-    mailbox = relay == "mailbox"
+    mailbox = relay["signs_as_sender"]
 
     dmarc = discover_dmarc(domain, lookup, notes)
     adkim = dmarc["adkim"] if dmarc else "r"
@@ -361,10 +336,10 @@ def check_sender_domain(domain, relay, lookup, dkim_selector=None, return_path_h
                          % (return_path, "the From domain" if aspf == "s" else "under the organisational domain of",
                             domain, aspf))
         elif not authorises:
-            notes.append("SPF: not aligned: the SPF of %s does not authorise %s." % (return_path, profile["name"]))
+            notes.append("SPF: not aligned: the SPF of %s does not authorise %s." % (return_path, profile["title"]))
         else:
             notes.append("SPF: aligned: %s authorises %s and aligns with %s (aspf=%s)."
-                         % (return_path, profile["name"], domain, aspf))
+                         % (return_path, profile["title"], domain, aspf))
 
     # DKIM
     selector = dkim_selector.strip().rstrip(".").lower() if dkim_selector else None
@@ -392,16 +367,16 @@ def check_sender_domain(domain, relay, lookup, dkim_selector=None, return_path_h
         dkim_aligned = bool(dkim["points_to_relay"] and usable)
         if dkim["points_to_relay"] and not usable:
             notes.append("DKIM: not aligned: %s points to %s (CNAME to %s) but no usable key is published there, "
-                         "so receivers cannot verify its signature." % (dkim["name"], profile["name"], dkim["target"]))
+                         "so receivers cannot verify its signature." % (dkim["name"], profile["title"], dkim["target"]))
         elif dkim_aligned:
             notes.append("DKIM: aligned: %s is %s's key, so it signs with d=%s (adkim=%s)."
-                         % (dkim["name"], profile["name"], domain, adkim))
+                         % (dkim["name"], profile["title"], domain, adkim))
         elif selector is None:
             notes.append("DKIM: not aligned: no dkim_selector given, so %s is assumed to sign with its own "
-                         "domain, as it does for a domain not verified with it." % profile["name"])
+                         "domain, as it does for a domain not verified with it." % profile["title"])
         else:
             notes.append("DKIM: not aligned: %s is not %s's key%s." % (
-                dkim["name"], profile["name"],
+                dkim["name"], profile["title"],
                 " (it is a CNAME to %s)" % dkim["target"] if dkim["target"] else ""))
     dkim["aligned"] = dkim_aligned
 
@@ -418,7 +393,7 @@ def check_sender_domain(domain, relay, lookup, dkim_selector=None, return_path_h
             domain, " nor at _dmarc.%s (the organisational domain)" % org if org != domain else ""))
     result = {
         "domain": domain,
-        "relay": relay,
+        "relay": relay["title"],
         "spf": {"domain": spf_domain, "record": spf_record, "authorises_relay": authorises,
                 "return_path": return_path, "aligned": spf_aligned},
         "dmarc": dmarc_view,
@@ -465,13 +440,13 @@ def remedies(domain, relay, dmarc, aligned, consequence):
         ]
     provider = MAILBOX_SMTP.get(domain)
     if provider:
-        mailbox = ("Use the mailbox's own SMTP server instead of a relay (relay: mailbox): the one path that is "
+        mailbox = ("Use the mailbox's own SMTP server instead of a relay: the one path that is "
                    "DMARC-aligned for a %s address, because %s signs its users' mail itself. For %s that is %s "
                    "on port %d (implicit TLS), with the mailbox's login; allow mail clients in the mailbox "
                    "settings first." % (domain, provider[0], domain, provider[1], provider[2]))
     else:
-        mailbox = ("Use the mailbox's own SMTP server (of the provider hosting %s mail) instead of a relay "
-                   "(relay: mailbox): the one path that is DMARC-aligned for a mailbox address, because the "
+        mailbox = ("Use the mailbox's own SMTP server (of the provider hosting %s mail) instead of a relay: "
+                   "the one path that is DMARC-aligned for a mailbox address, because the "
                    "provider signs its users' mail itself (for a Rambler mailbox: smtp.rambler.ru on port 465, "
                    "implicit TLS)." % domain)
     if provider:
@@ -479,9 +454,8 @@ def remedies(domain, relay, dmarc, aligned, consequence):
     else:
         which = "%s itself, if you control its DNS" % domain
     own_domain = ("Use a From address on a domain you control (%s): %s; then run this check again with "
-                  "dkim_selector set to the relay's selector%s."
-                  % (which, OWN_DOMAIN_STEPS.get(relay, OWN_DOMAIN_STEPS["other"]),
-                     " and return_path_host set to <rpath_selector>.<that domain>" if relay == "smtp2go" else ""))
+                  "dkim_selector set to the relay's selector (and return_path_host to its bounce host, if it has one)."
+                  % (which, relay["own_domain_steps"]))
     if consequence == "reject":
         risk = ("Accept the risk: receivers that enforce DMARC (most large mailbox providers) will refuse this "
                 "mail; good for tests only.")

@@ -29,7 +29,14 @@ USER_AGENT = "karto.supabase_mail/%s" % COLLECTION_VERSION
 # Statuses that mean "not processed, try later" or "a proxy lost the answer".
 RETRYABLE_STATUSES = (429, 502, 503, 504)
 # Rate-limit headers, most explicit first. Values are seconds to wait, or an epoch time.
+# They are read on a 429 only: Supabase sends X-RateLimit-Reset (its 60 s window) on every
+# answer, so on a 5xx it says nothing about when the server will be back.
 WAIT_HEADERS = ("Retry-After", "X-RateLimit-Reset", "RateLimit-Reset")
+# What ApiClient.retry_wait returns for a 429 that waiting (within a run) cannot cure.
+NO_RETRY = -1.0
+# Longest wait for a TCP connect; a try is not started with less than MIN_TRY_SECONDS left.
+CONNECT_TIMEOUT = 10.0
+MIN_TRY_SECONDS = 1.0
 # An epoch timestamp is far larger than any sane "seconds to wait".
 _EPOCH_THRESHOLD = 10 ** 9
 
@@ -46,7 +53,7 @@ class ApiError(Exception):
     """One error shape for every provider: what failed, how, and what the provider said."""
 
     def __init__(self, message, status=None, code=None, provider_message=None,
-                 method=None, path=None, outcome_unknown=False, retry_after=None):
+                 method=None, path=None, outcome_unknown=False, retry_after=None, request_id=None):
         super().__init__(message)
         self.message = message
         self.status = status
@@ -56,7 +63,10 @@ class ApiError(Exception):
         self.path = path
         # True when a non-idempotent write may or may not have been applied: re-read first.
         self.outcome_unknown = outcome_unknown
+        # Seconds a 429 asked to wait (None for any other status, or when it named none).
         self.retry_after = retry_after
+        # The provider's ID of the failed request, to find its log line (see ApiClient.error_request_id).
+        self.request_id = request_id
 
     def to_result(self):
         """The fields a module adds to fail_json so playbooks can branch on them."""
@@ -96,14 +106,17 @@ def parse_wait_header(value, now=None):
 class RetryPolicy:
     """Exponential backoff with full jitter, bounded by a total time budget.
 
-    A server-named wait (Retry-After, rate-limit reset) replaces the backoff step; if it does
-    not fit in what is left of the budget the caller gives up at once rather than sleep in vain.
+    A server-named wait (a 429's Retry-After or rate-limit reset) replaces the backoff step; if it
+    does not fit in what is left of the budget the caller gives up at once rather than sleep in
+    vain. With `max_server_wait` set, a server-named wait up to that long is allowed even beyond
+    the budget, and the time slept on it is not charged to the budget (see ApiClient).
     """
 
-    def __init__(self, budget=60.0, base_delay=0.5, max_delay=20.0, rng=None):
+    def __init__(self, budget=60.0, base_delay=0.5, max_delay=20.0, rng=None, max_server_wait=None):
         self.budget = float(budget)
         self.base_delay = float(base_delay)
         self.max_delay = float(max_delay)
+        self.max_server_wait = None if max_server_wait is None else float(max_server_wait)
         self._rng = rng or random.Random()
 
     def backoff(self, attempt):
@@ -121,16 +134,26 @@ class RetryPolicy:
                 return wait
         return None
 
-    def next_delay(self, attempt, elapsed, headers=None, now=None):
-        """Seconds to sleep before the next try, or None when the budget forbids another try."""
+    def next_delay(self, attempt, elapsed, headers=None, now=None, wait=None):
+        """Seconds to sleep before the next try, or None when the budget forbids another try.
+
+        `wait` is a server-named wait in seconds (else read from `headers`; pass headers of a
+        429 only); without one the jittered backoff applies.
+        """
         remaining = self.budget - elapsed
-        wanted = self.server_wait(headers, now=now)
-        if wanted is None:
+        if wait is None:
+            wait = self.server_wait(headers, now=now)
+        if wait is None:
             wanted = self.backoff(attempt)
+        elif self.max_server_wait is not None:
+            if wait > self.max_server_wait:
+                return None
+            # Slept outside the budget; the try after it still needs time inside it.
+            return wait + self._rng.uniform(0.05, 0.25) if remaining >= MIN_TRY_SECONDS else None
         else:
             # A reset of "0" still needs a breath, and jitter spreads parallel workers.
-            wanted = wanted + self._rng.uniform(0.05, 0.25)
-        if wanted >= remaining:
+            wanted = wait + self._rng.uniform(0.05, 0.25)
+        if wanted + MIN_TRY_SECONDS > remaining:
             return None
         return wanted
 
@@ -145,15 +168,18 @@ class ApiClient:
     service_name = "API"
 
     def __init__(self, base_url, timeout=30, validate_certs=True, retry_budget=None,
-                 secrets=(), session=None, sleep=time.sleep, clock=time.monotonic):
+                 secrets=(), session=None, sleep=time.sleep, clock=time.monotonic, rate_limit_wait=None):
         if not HAS_REQUESTS:
             raise RuntimeError("the python 'requests' library is required")
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout)
         self.validate_certs = validate_certs
         self.redact = Redactor(secrets)
+        # All tries of one request, and the backoff between them, fit in the budget. A 429's
+        # server-named wait of up to `rate_limit_wait` seconds is slept outside it (None: a
+        # server-named wait must fit in the budget too).
         budget = retry_budget if retry_budget is not None else self.timeout * 2
-        self.retry = RetryPolicy(budget=budget)
+        self.retry = RetryPolicy(budget=budget, max_server_wait=rate_limit_wait)
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers["Accept"] = "application/json"
@@ -175,6 +201,17 @@ class ApiClient:
             return body.get("code") or body.get("error_code"), body.get("message") or body.get("error")
         return None, body if isinstance(body, str) and body else None
 
+    def retry_wait(self, status, headers, body):
+        """Seconds a 429 asks to wait before the retry: None when it names none (the jittered
+        backoff applies), NO_RETRY when no wait within this run can cure it. Called for 429 only.
+        The default reads the rate-limit headers; a provider that names the wait in its body
+        overrides it."""
+        return RetryPolicy.server_wait(headers)
+
+    def error_request_id(self, status, headers, body):
+        """The provider's ID of a failed request, to find it in the provider's logs, or None."""
+        return None
+
     # --- the request loop -------------------------------------------------
     def request(self, method, path, json_body=None, params=None, idempotent=None,
                 expected=(200, 201, 204), retry=True, extra_headers=None, raw=False):
@@ -191,16 +228,21 @@ class ApiClient:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS")
         url = self.base_url + path
         started = self._clock()
+        # Time slept on server-named 429 waits allowed by rate_limit_wait: not charged to the budget.
+        excused = 0.0
         attempt = 0
         while True:
             attempt += 1
             headers = self.auth_headers()
             headers.update(extra_headers or {})
+            # The last try only waits for what is left of the budget: all tries fit in it.
+            left = max(MIN_TRY_SECONDS, self.retry.budget - (self._clock() - started - excused))
+            read_timeout = min(self.timeout, left)
             try:
                 self.requests_sent += 1
                 response = self.session.request(
                     method, url, json=json_body, params=params, headers=headers,
-                    timeout=(min(10.0, self.timeout), self.timeout), verify=self.validate_certs,
+                    timeout=(min(CONNECT_TIMEOUT, read_timeout), read_timeout), verify=self.validate_certs,
                 )
             except requests.exceptions.SSLError as exc:
                 raise self._error("TLS error talking to %s: %s (set validate_certs=false only for a "
@@ -208,7 +250,7 @@ class ApiClient:
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 sent = not isinstance(exc, requests.exceptions.ConnectTimeout)
                 retry_ok = retry and (idempotent or not sent)
-                delay = self.retry.next_delay(attempt, self._clock() - started) if retry_ok else None
+                delay = self.retry.next_delay(attempt, self._clock() - started - excused) if retry_ok else None
                 if delay is None:
                     raise self._error(
                         "%s %s %s: no answer (%s)%s" % (
@@ -225,12 +267,17 @@ class ApiClient:
 
             body = self._decode(response, method, path, quiet=True)
             code, provider_message = self.parse_error(response.status_code, body)
-            retry_ok = retry and response.status_code in RETRYABLE_STATUSES and (
-                idempotent or response.status_code == 429)
+            status = response.status_code
+            # A 429 was not processed: safe to retry even for a write. A 5xx is retried (with the
+            # jittered backoff, whatever its headers say) only when repeating it is harmless.
+            server_wait = self.retry_wait(status, response.headers, body) if status == 429 else None
+            retry_ok = retry and status in RETRYABLE_STATUSES and (idempotent or status == 429) and (
+                server_wait != NO_RETRY)
             if retry_ok:
-                delay = self.retry.next_delay(attempt, self._clock() - started,
-                                              headers=response.headers)
+                delay = self.retry.next_delay(attempt, self._clock() - started - excused, wait=server_wait)
                 if delay is not None:
+                    if server_wait is not None and self.retry.max_server_wait is not None:
+                        excused += delay
                     self._sleep(delay)
                     continue
             raise self._error(
@@ -240,8 +287,9 @@ class ApiClient:
                     ": %s" % provider_message if provider_message else ""),
                 method, path, status=response.status_code, code=code,
                 provider_message=provider_message,
-                retry_after=self.retry.server_wait(response.headers),
-                outcome_unknown=(not idempotent and response.status_code in (502, 504)),
+                retry_after=server_wait if server_wait != NO_RETRY else None,
+                request_id=self.error_request_id(status, response.headers, body),
+                outcome_unknown=(not idempotent and status in (502, 504)),
                 attempts=attempt)
 
     def _decode(self, response, method, path, quiet=False):

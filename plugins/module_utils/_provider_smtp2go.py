@@ -1,7 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: karto maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Internal to karto.supabase_mail: the SMTP2GO API v3 client.
+"""Internal to karto.supabase_mail: everything the collection knows about SMTP2GO.
+
+The provider profile (`PROFILE`: SMTP host and ports, SMTP user and password rules, DNS identity,
+advice per failure class) and the SMTP2GO API v3 client with its error explanations.
 
 Every SMTP2GO call is a POST with a JSON body (PATCH for edits); reads such as `view` are
 safe to retry, creates are not. Errors come as {"data": {"error", "error_code"}}.
@@ -14,8 +17,51 @@ from __future__ import annotations
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiClient, ApiError, http_argument_spec
+from ansible_collections.karto.supabase_mail.plugins.module_utils._relay import RelayProfile
 
 DEFAULT_API_URL = "https://api.smtp2go.com/v3"
+
+PROFILE = RelayProfile(
+    name="smtp2go",
+    title="SMTP2GO",
+    smtp_host="mail.smtp2go.com",
+    # developers.smtp2go.com/docs/smtp-relay: "25, 2525, 8025, 587 and 80" (STARTTLS or none) and
+    # "465, 8465 and 443" (SSL). Supabase Auth speaks implicit TLS on 465 only, so 8465/443 are left out.
+    smtp_ports={465: "implicit", 587: "starttls", 2525: "starttls", 8025: "starttls"},
+    default_port=465,
+    username_rule="per_project",
+    password_source="generated",
+    dns={
+        "spf_includes": ("spf.smtp2go.com",),
+        "dkim_cname_suffixes": ("smtp2go.net",),  # <s123456>._domainkey -> dkim.smtp2go.net
+        "dkim_txt_selectors": (),
+        "default_selectors": (),  # per domain (s + 6 digits): known once the domain is added
+        "signs_as_sender": False,
+    },
+    own_domain_steps=(
+        "add it to SMTP2GO as a sender domain (smtp2go_sender_domain) and publish the CNAMEs SMTP2GO "
+        "returns, <dkim_selector>._domainkey -> dkim.smtp2go.net and <rpath_selector> -> return.smtp2go.net; "
+        "the role then passes the selector and the return path to this check"),
+    advice={
+        "sender-unverified": (
+            "SMTP2GO has not verified {sender_email} yet, and refuses mail From it until then: open that "
+            "mailbox and click the verification link SMTP2GO sent (look in the spam folder too), or verify "
+            "the whole domain under Sending > Verified Senders (smtp2go_sender_domain); then run "
+            "setup-mail.yml again."),
+        "sender-rejected": (
+            "SMTP2GO refuses mail From {sender_email} until it is a verified sender: open that mailbox and "
+            "click the verification link SMTP2GO sent (or verify the domain under Sending > Verified "
+            "Senders), then run the playbook again."),
+        "auth-rejected": (
+            "SMTP2GO refused the SMTP user's login: the stored password is not the SMTP user's (a restored "
+            "old backup of the secrets folder, or a password changed in the SMTP2GO console). Remove this "
+            "SMTP user's password file from mail_secrets_dir and run setup-mail.yml again: it generates a "
+            "new password, sets it on the SMTP user and then in Supabase."),
+    },
+    docs_url="https://developers.smtp2go.com/docs/smtp-relay",
+    # The recommended, simplest path (DESIGN.md): what setup-mail.yml uses without mail_provider.
+    is_default=True,
+)
 
 
 def connection_argument_spec():
@@ -159,5 +205,5 @@ def domain_verified(entry):
     return bool(info.get("dkim_verified") and info.get("rpath_verified"))
 
 
-__all__ = ["ApiError", "Smtp2goClient", "connection_argument_spec", "domain_dns_records",
+__all__ = ["ApiError", "PROFILE", "Smtp2goClient", "connection_argument_spec", "domain_dns_records",
            "domain_verified"]

@@ -16,15 +16,17 @@ description:
     receiver; if not, says what receivers that enforce DMARC will do with it and what to do instead.
   - DMARC passes when the relay's DKIM signature or its envelope sender (Return-Path) is aligned
     with the From domain. A relay signs with C(d=<From domain>) only when the From domain publishes
-    the relay's DKIM key, for SMTP2GO a CNAME C(<dkim_selector>._domainkey) to C(dkim.smtp2go.net),
-    for SendGrid a CNAME into C(sendgrid.net), for Mailgun a CNAME into C(mailgun.org) or the TXT key
-    Mailgun gave, for Resend the TXT key at C(resend._domainkey) (or a CNAME into
-    C(dkim.amazonses.com)). SPF counts only for the envelope sender's domain (O(return_path_host)),
-    when it is aligned with the From domain and its SPF includes the relay.
+    the relay's DKIM key (a CNAME C(<selector>._domainkey) into the relay's names, or a TXT key the
+    relay handed out). SPF counts only for the envelope sender's domain (O(return_path_host)), when
+    it is aligned with the From domain and its SPF includes the relay.
+  - What a relay publishes is its DNS identity, O(relay_identity). For the providers this collection
+    manages it comes from their profile, C(lookup('karto.supabase_mail.relay_profile', name).dns), and
+    the provider roles put it, with the selector and return path of a verified domain, into the
+    contract fact C(mail_relay.dns), which the C(mail_verify) role passes here.
   - For a free-mail address such as C(karto.help@rambler.ru) no relay can do either, because the
     domain's DNS belongs to the mailbox provider, so such mail fails DMARC and the domain's policy
     (C(p=reject), C(p=quarantine), C(p=none)) decides its fate. Sending through the mailbox's own SMTP
-    server (O(relay=mailbox)) is aligned, as the provider signs its users' mail itself.
+    server (O(relay_identity.signs_as_sender=true)) is aligned, as the provider signs its users' mail itself.
   - The DMARC policy is the From domain's C(_dmarc) record or, for a subdomain without one, the
     organisational domain's record with its subdomain policy (C(sp), else C(p)), as RFC 7489 says.
     The organisational domain is the last two labels of the domain (three under a known two-label
@@ -54,30 +56,58 @@ options:
     type: str
   relay:
     description:
-      - What carries the mail.
-      - V(smtp2go), V(sendgrid), V(resend), V(mailgun) are the relays this collection manages; the
-        module knows which DKIM and SPF records each publishes under a customer's domain.
-      - V(mailbox) is the mailbox provider's own SMTP server (for a Rambler mailbox
-        C(smtp.rambler.ru) on port 465). Its mail is assumed aligned, since the provider signs with its
-        own domain and sends as the mailbox.
-      - V(other) is any other relay. A DKIM key or CNAME at O(dkim_selector) counts as that relay's key,
-        and SPF is not counted (the relay's servers are unknown).
+      - How messages name what carries the mail, for example V(Example relay).
     type: str
-    choices: [smtp2go, sendgrid, resend, mailgun, mailbox, other]
-    default: smtp2go
+    default: the relay
+  relay_identity:
+    description:
+      - What the relay publishes under a customer's domain once the domain is verified with it.
+      - When omitted, the relay is unknown - a DKIM key or CNAME at O(dkim_selector) counts as the
+        relay's key, and SPF is not judged (the relay's servers are unknown). When given, what it
+        leaves out is empty.
+    type: dict
+    suboptions:
+      spf_includes:
+        description: Domains whose SPF include (or redirect) authorises the relay's servers.
+        type: list
+        elements: str
+      dkim_cname_suffixes:
+        description:
+          - A DKIM selector that is a CNAME to one of these names (or a name under one) is the relay's key.
+          - V(*) means a CNAME at a selector given in O(dkim_selector).
+        type: list
+        elements: str
+      dkim_txt_selectors:
+        description:
+          - Selectors at which a DKIM key published as TXT is the relay's key.
+          - V(*) means the selector given in O(dkim_selector) (the relay hands out the key and the selector).
+        type: list
+        elements: str
+      default_selectors:
+        description: Selectors looked up when O(dkim_selector) is not given; the first is used.
+        type: list
+        elements: str
+      signs_as_sender:
+        description:
+          - The server signs and sends as the From domain itself, as a mailbox provider's own SMTP
+            server does for its users; its mail is taken as aligned.
+        type: bool
+        default: false
+      own_domain_steps:
+        description: How to make a domain the team controls carry the relay's DKIM and SPF, for the options.
+        type: str
   dkim_selector:
     description:
       - The selector the relay signs with under the From domain, without C(._domainkey), for example
-        V(s123456) (SMTP2GO returns it as C(dkim_selector) when the domain is added, see
-        M(karto.supabase_mail.smtp2go_sender)).
-      - When omitted, the relay's fixed selector is looked up where it has one (V(s1) for SendGrid,
-        V(resend) for Resend). SMTP2GO and Mailgun selectors differ per domain, so without this option
-        their DKIM is taken as not aligned (the relay then signs with its own domain).
+        V(s123456) (a relay returns it when the domain is added to it).
+      - When omitted, the first of O(relay_identity.default_selectors) is looked up, if the relay has a
+        fixed selector. Otherwise the relay's DKIM is taken as not aligned (it then signs with its own
+        domain).
     type: str
   return_path_host:
     description:
-      - The envelope sender (Return-Path, bounce) domain the relay uses for this From domain, for
-        SMTP2GO C(<rpath_selector>.<domain>) such as V(em123456.karto.test).
+      - The envelope sender (Return-Path, bounce) domain the relay uses for this From domain, such as
+        V(em123456.karto.test) (a relay returns it when the domain is added to it).
       - SPF is counted for DMARC only when this is given, aligned with the From domain (the same domain
         under C(aspf=s), the same organisational domain under C(aspf=r)), and its SPF includes the relay.
       - When omitted, the relay is taken to use its own bounce domain, which never aligns.
@@ -112,26 +142,24 @@ notes:
   - "Runs where the task runs: use C(delegate_to: localhost) to query from the controller."
   - The policy for a Rambler or Mail.ru free-mail domain changes only at the provider; check it before
     relying on a relay (C(dig TXT _dmarc.rambler.ru)).
-  - A DKIM key published as TXT cannot show whose it is. For V(mailgun) and V(other) the key at a
-    O(dkim_selector) you name is taken as the relay's; for V(smtp2go) only a CNAME to SMTP2GO counts.
+  - A DKIM key published as TXT cannot show whose it is. Where O(relay_identity.dkim_txt_selectors) is
+    V(*) (or O(relay_identity) is omitted) the key at a O(dkim_selector) you name is taken as the relay's;
+    a relay without TXT selectors counts only a CNAME into its names.
 seealso:
   - name: RFC 7489 (DMARC)
     description: Policy discovery, identifier alignment and the p, sp, pct, adkim, aspf tags.
     link: https://www.rfc-editor.org/rfc/rfc7489
-  - name: SMTP2GO getting started
-    description: Verified senders, single addresses and sender domains (whose CNAMEs align DKIM).
-    link: https://developers.smtp2go.com/docs/getting-started
-  - name: SMTP2GO on free-mail DMARC policies
-    description: Why mail From a free-mail address through a relay is rejected, and sending from your own domain instead.
-    link: https://www.smtp2go.com/blog/dealing-gmails-dmarc-policy
-  - module: karto.supabase_mail.smtp2go_sender
+  - module: karto.supabase_mail.smtp_check
 """
 
 EXAMPLES = r"""
-- name: Will mail From the team mailbox pass DMARC through SMTP2GO?
+- name: Will mail From the team mailbox pass DMARC through the chosen provider's relay?
   karto.supabase_mail.sender_domain_check:
     email: karto.help@ro.ru
-    relay: smtp2go
+    relay: "{{ provider.title }}"
+    relay_identity: "{{ provider.dns }}"
+  vars:
+    provider: "{{ lookup('karto.supabase_mail.relay_profile', mail_provider) }}"
   register: sender_dns
   delegate_to: localhost
 
@@ -140,10 +168,13 @@ EXAMPLES = r"""
     msg: "{{ [sender_dns.verdict] + sender_dns.options }}"
   when: not sender_dns.dmarc_pass
 
-- name: Stop unless mail From our own domain, verified with SMTP2GO, passes
+- name: Stop unless mail From our own domain passes through a relay that signs with CNAMEs into relay.example
   karto.supabase_mail.sender_domain_check:
     email: noreply@karto.test
-    relay: smtp2go
+    relay: Example relay
+    relay_identity:
+      spf_includes: [spf.relay.example]
+      dkim_cname_suffixes: [relay.example]
     dkim_selector: s123456
     return_path_host: em123456.karto.test
     fail_on_reject: true
@@ -152,7 +183,9 @@ EXAMPLES = r"""
 - name: The mailbox's own SMTP server is aligned for its own addresses
   karto.supabase_mail.sender_domain_check:
     email: karto.help@ro.ru
-    relay: mailbox
+    relay: the mailbox's own SMTP server
+    relay_identity:
+      signs_as_sender: true
   delegate_to: localhost
 """
 
@@ -163,10 +196,10 @@ domain:
   type: str
   sample: ro.ru
 relay:
-  description: The relay the check assumed (O(relay)).
+  description: How the check named the relay (O(relay)).
   returned: always
   type: str
-  sample: smtp2go
+  sample: Example relay
 spf:
   description: SPF of the domain DMARC would check SPF for.
   returned: always
@@ -184,7 +217,7 @@ spf:
       description:
         - Whether the record passes the relay's servers (it includes the relay's SPF domain, directly or
           through nested includes within SPF's limit of 10 lookups).
-        - Null for O(relay=mailbox) and O(relay=other).
+        - Null when the relay's servers are unknown (no O(relay_identity.spf_includes)).
       type: bool
       sample: false
     return_path:
@@ -261,7 +294,7 @@ dkim:
     target:
       description: The CNAME target when the selector is a CNAME, else null.
       type: str
-      sample: dkim.smtp2go.net
+      sample: dkim.relay.example
     points_to_relay:
       description:
         - Whether the selector is the relay's (a CNAME into the relay's DKIM names, or a TXT key where the relay
@@ -303,7 +336,7 @@ options:
   elements: str
   sample:
     - "Use the mailbox's own SMTP server instead of a relay (relay: mailbox): ..."
-    - "Use a From address on a domain whose DNS you control ...: add it to SMTP2GO as a sender domain ..."
+    - "Use a From address on a domain whose DNS you control ...: add it to the relay as a sender domain ..."
     - "Accept the risk: receivers that enforce DMARC (most large mailbox providers) will refuse this mail; ..."
 notes:
   description: How each part of the decision was reached, one sentence each.
@@ -319,8 +352,6 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils._dns_policy import (
-    RELAY_CHOICES,
-    RELAYS,
     DnsLookupError,
     check_domain,
     check_nameservers,
@@ -328,6 +359,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._dns_policy im
     check_sender_domain,
     domain_of_email,
     normalise_domain,
+    relay_identity,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import check_email, first_problem
 
@@ -427,7 +459,7 @@ def _capitalised(text):
 
 def failure_message(result, email):
     sender = email or ("an address at %s" % result["domain"])
-    lines = ["Mail From %s through %s %s." % (sender, RELAYS[result["relay"]]["name"], result["verdict"]),
+    lines = ["Mail From %s through %s %s." % (sender, result["relay"], result["verdict"]),
              "Options:"]
     lines += ["%d. %s" % (number, option) for number, option in enumerate(result["options"], 1)]
     return "\n".join(lines)
@@ -438,7 +470,15 @@ def run_module():
         argument_spec=dict(
             email=dict(type="str"),
             domain=dict(type="str"),
-            relay=dict(type="str", default="smtp2go", choices=list(RELAY_CHOICES)),
+            relay=dict(type="str", default="the relay"),
+            relay_identity=dict(type="dict", options=dict(
+                spf_includes=dict(type="list", elements="str"),
+                dkim_cname_suffixes=dict(type="list", elements="str"),
+                dkim_txt_selectors=dict(type="list", elements="str"),
+                default_selectors=dict(type="list", elements="str"),
+                signs_as_sender=dict(type="bool", default=False),
+                own_domain_steps=dict(type="str"),
+            )),
             dkim_selector=dict(type="str"),
             return_path_host=dict(type="str"),
             nameservers=dict(type="list", elements="str", fallback=(env_fallback, ["KARTO_DNS_NAMESERVERS"])),
@@ -461,7 +501,8 @@ def run_module():
     nameservers = [str(ns).strip() for ns in params["nameservers"] or [] if str(ns).strip()]
     try:
         lookup = DnsLookup(nameservers, params["dns_port"], params["timeout"])
-        result = check_sender_domain(domain, params["relay"], lookup, dkim_selector=params["dkim_selector"],
+        relay = relay_identity(params["relay"], params["relay_identity"])
+        result = check_sender_domain(domain, relay, lookup, dkim_selector=params["dkim_selector"],
                                      return_path_host=params["return_path_host"])
     except DnsLookupError as error:
         module.fail_json(msg=str(error), domain=domain, relay=params["relay"])

@@ -145,8 +145,7 @@ dns_records:
 
 import time
 
-from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import build_diff
-from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
+from ansible_collections.karto.supabase_mail.plugins.module_utils._engine import ManagedObject
 from ansible_collections.karto.supabase_mail.plugins.module_utils._module import ApiModule
 from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_smtp2go import (
     Smtp2goClient,
@@ -161,51 +160,142 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._validate impo
     first_problem,
 )
 
+ARGUMENT_SPEC = dict(
+    email_address=dict(type="str", aliases=["email"]),
+    domain=dict(type="str"),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    verification_message=dict(type="str"),
+    wait_for_verification=dict(type="bool", default=False),
+    verification_timeout=dict(type="int", default=300),
+    poll_interval=dict(type="int", default=10),
+)
 
-class EmailSender:
-    kind = "email"
 
-    def __init__(self, client, address):
-        self.client, self.name = client, address
+def validate(params):
+    return first_problem(
+        check_email("email_address", params["email_address"]),
+        check_smtp_host("domain", params["domain"]),
+        check_range("verification_timeout", params["verification_timeout"], 0, 86400),
+        check_range("poll_interval", params["poll_interval"], 1, 3600),
+    )
 
-    def find(self):
-        return self.client.find_single_sender(self.name)
 
-    def add(self, message):
-        self.client.add_single_sender(self.name, message)
+class Sender(ManagedObject):
+    """What both kinds share: look first, add only what is missing, report verification."""
 
-    def remove(self):
-        self.client.remove_single_sender(self.name)
+    result_key = "sender"
+    kind = None
 
+    def __init__(self, module, client, name):
+        super().__init__(module, client)
+        self.name = name
+        self.result["verification_sent"] = False
+
+    @property
+    def label(self):
+        return "SMTP2GO sender %s" % self.name
+
+    def present(self, current):
+        # Nothing to edit on a sender: it is there or it is added.
+        return {}
+
+    def on_lost_create(self, found, changes):
+        return self.after_add(found)
+
+    def after_add(self, found):
+        if found is None:
+            self.module.fail_json(msg="SMTP2GO accepted the new sender %s but does not list it; "
+                                      "rerun in a minute." % self.name)
+        self.result["verification_sent"] = self.kind == "email"
+        return found
+
+    def predict(self, current, changes):
+        # Would exist, not verified yet, no DNS records to show.
+        return {"predicted": True}
+
+    def settle(self, after):
+        if after is not None and self.params["wait_for_verification"]:
+            return self.wait_until_verified(after)
+        return after
+
+    def wait_until_verified(self, found):
+        deadline = time.monotonic() + self.params["verification_timeout"]
+        while not self.verified(found):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.module.fail_json(
+                    msg="SMTP2GO sender %s is still not verified after %d seconds: %s"
+                        % (self.name, self.params["verification_timeout"], self.how_to_verify(found)),
+                    verified=False, sender=self.view(found), dns_records=self.records(found))
+            time.sleep(min(self.params["poll_interval"], remaining))
+            found = self.recheck()
+        return found
+
+    def is_verified(self, obj):
+        """Verified as reported: a prediction is never verified."""
+        return bool(obj) and not obj.get("predicted") and self.verified(obj)
+
+    def view(self, obj):
+        if obj is None:
+            return None
+        return {"type": self.kind, "name": self.name, "verified": self.is_verified(obj)}
+
+    def report(self, after, changes):
+        extra = {"verified": self.is_verified(after)}
+        if self.kind == "domain" and after and not after.get("predicted"):
+            extra["dns_records"] = self.records(after)
+        return extra
+
+    # --- what differs per kind ------------------------------------------------------------
     def recheck(self):
         return self.find()
 
     @staticmethod
     def verified(found):
-        return bool(found and found.get("verified"))
+        raise NotImplementedError
 
     @staticmethod
     def records(found):
         return None
 
     def how_to_verify(self, found):
+        raise NotImplementedError
+
+
+class EmailSender(Sender):
+    kind = "email"
+
+    def find(self):
+        return self.client.find_single_sender(self.name)
+
+    def create(self, changes):
+        # `add` mails the verification link: the engine calls it only when find() found nothing.
+        self.client.add_single_sender(self.name, self.params["verification_message"])
+        return self.after_add(self.find())
+
+    def delete(self, current):
+        self.client.remove_single_sender(self.name)
+
+    @staticmethod
+    def verified(found):
+        return bool(found and found.get("verified"))
+
+    def how_to_verify(self, found):
         return ("open the mailbox %s and click the verification link SMTP2GO sent to it (check the spam "
                 "folder; rerun this task without wait_for_verification to see the state)." % self.name)
 
 
-class DomainSender:
+class DomainSender(Sender):
     kind = "domain"
-
-    def __init__(self, client, domain):
-        self.client, self.name = client, domain.lower().rstrip(".")
 
     def find(self):
         return self.client.find_domain(self.name)
 
-    def add(self, message):
+    def create(self, changes):
         self.client.add_domain(self.name)
+        return self.after_add(self.find())
 
-    def remove(self):
+    def delete(self, current):
         self.client.remove_domain(self.name)
 
     def recheck(self):
@@ -226,104 +316,22 @@ class DomainSender:
         return "publish these DNS records, then rerun: %s." % (listing or "see the SMTP2GO console")
 
 
-def sender_view(sender, found, verified):
-    if found is None:
-        return None
-    return {"type": sender.kind, "name": sender.name, "verified": verified}
-
-
-def wait_until_verified(module, sender, found):
-    deadline = time.monotonic() + module.params["verification_timeout"]
-    while not sender.verified(found):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            how = sender.how_to_verify(found)
-            module.fail_json(
-                msg="SMTP2GO sender %s is still not verified after %d seconds: %s"
-                    % (sender.name, module.params["verification_timeout"], how),
-                verified=False, sender=sender_view(sender, found, False),
-                dns_records=sender.records(found))
-        time.sleep(min(module.params["poll_interval"], remaining))
-        found = sender.recheck()
-    return found
-
-
-def run_module():
+def main():
     module = ApiModule(
-        argument_spec=dict(
-            email_address=dict(type="str", aliases=["email"]),
-            domain=dict(type="str"),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            verification_message=dict(type="str"),
-            wait_for_verification=dict(type="bool", default=False),
-            verification_timeout=dict(type="int", default=300),
-            poll_interval=dict(type="int", default=10),
-        ),
+        argument_spec=ARGUMENT_SPEC,
         connection_spec=connection_argument_spec(),
         mutually_exclusive=[("email_address", "domain")],
         required_one_of=[("email_address", "domain")],
     )
     params = module.params
-    module.fail_on_problem(first_problem(
-        check_email("email_address", params["email_address"]),
-        check_smtp_host("domain", params["domain"]),
-        check_range("verification_timeout", params["verification_timeout"], 0, 86400),
-        check_range("poll_interval", params["poll_interval"], 1, 3600),
-    ))
+    module.fail_on_problem(validate(params))
     client = Smtp2goClient(params["api_url"], params["api_key"], timeout=params["timeout"],
                            validate_certs=params["validate_certs"])
     if params["email_address"]:
-        sender = EmailSender(client, params["email_address"])
+        sender = EmailSender(module, client, params["email_address"])
     else:
-        sender = DomainSender(client, params["domain"])
-
-    verification_sent = False
-    try:
-        found = before = sender.find()
-        if params["state"] == "absent":
-            changed = found is not None
-            if changed and not module.check_mode:
-                sender.remove()
-            found = None
-        else:
-            changed = found is None
-            if changed:
-                if module.check_mode:
-                    found = {"predicted": True}
-                else:
-                    try:
-                        sender.add(params["verification_message"])
-                    except ApiError as error:
-                        # A lost answer: the add may have landed; a second add would mail again.
-                        if not error.outcome_unknown:
-                            raise
-                    found = sender.find()
-                    if found is None:
-                        module.fail_json(msg="SMTP2GO accepted the new sender %s but does not list it; "
-                                             "rerun in a minute." % sender.name)
-                    verification_sent = sender.kind == "email"
-            if params["wait_for_verification"] and not module.check_mode:
-                found = wait_until_verified(module, sender, found)
-    except ApiError as error:
-        module.fail_api(error, client.explain(error))
-
-    verified = sender.verified(found) if found and not found.get("predicted") else False
-    result = dict(
-        changed=changed,
-        sender=sender_view(sender, found, verified),
-        verified=verified,
-        verification_sent=verification_sent,
-    )
-    if sender.kind == "domain" and found and not found.get("predicted"):
-        result["dns_records"] = sender.records(found)
-    if module._diff:
-        result["diff"] = build_diff(sender_view(sender, before, sender.verified(before)),
-                                    result["sender"])
-    module.exit_json(**result)
-
-
-def main():
-    run_module()
+        sender = DomainSender(module, client, params["domain"].lower().rstrip("."))
+    sender.run()
 
 
 if __name__ == "__main__":

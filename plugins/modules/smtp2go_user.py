@@ -176,8 +176,8 @@ changed_fields:
 
 import re
 
-from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import build_diff, changed_fields
-from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
+from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import changed_fields
+from ansible_collections.karto.supabase_mail.plugins.module_utils._engine import CREATE, ManagedObject
 from ansible_collections.karto.supabase_mail.plugins.module_utils._module import ApiModule
 from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_smtp2go import (
     Smtp2goClient,
@@ -191,6 +191,17 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._validate impo
     first_problem,
 )
 
+ARGUMENT_SPEC = dict(
+    username=dict(type="str", required=True),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    password=dict(type="str", no_log=True),
+    update_password=dict(type="str", default="on_create", choices=["always", "on_create"], no_log=False),
+    description=dict(type="str"),
+    status=dict(type="str", choices=["allowed", "blocked", "sandbox"]),
+    rate_limit=dict(type="int"),
+    rate_limit_period=dict(type="str", default="1 hour"),
+)
+PASSWORD_FIELD = "email_password"
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9._\-@]{5,100}$")
 _PERIOD_UNITS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
 _PERIOD_WORDS = re.compile(r"^\s*(\d+)\s*(hour|day|week|month)s?\s*(?:,?\s*(\d+):(\d\d):(\d\d))?\s*$")
@@ -260,112 +271,78 @@ def wanted_fields(params, current):
     return changes
 
 
-def create(module, client):
-    params = module.params
-    fields = wanted_fields(params, {})
-    fields["username"] = params["username"]
-    if params["password"] is not None:
-        fields["email_password"] = params["password"]
-    result = {"created": True, "changed_fields": sorted(set(fields) - {"username"})}
-    if module.check_mode:
-        predicted = dict(fields, sending_allowed=fields.get("status", "allowed") == "allowed")
-        predicted.setdefault("status", "allowed")
-        return None, predicted, result
-    try:
-        created = client.add_smtp_user(fields)
-    except ApiError as error:
-        if not error.outcome_unknown:
-            raise
-        # The answer was lost: look before trying again, so the user is never created twice.
-        created = client.find_smtp_user(params["username"])
-        if created is None:
-            raise
-        if params["password"] is None:
-            module.fail_json(msg="SMTP user %s was created but the answer carrying its generated password "
-                                 "was lost; set password (update_password=always) to give it a known one."
-                                 % params["username"], **result)
-    if params["password"] is None and created.get("email_password"):
-        result["password"] = created["email_password"]
-        module.warn("SMTP2GO generated the password of %s; it is returned once in 'password'. Store it now."
-                    % params["username"])
-    return None, created, result
-
-
-def update(module, client, current):
-    params = module.params
-    changes = wanted_fields(params, current)
-    rotate = params["password"] is not None and params["update_password"] == "always"
-    if rotate:
-        changes["email_password"] = params["password"]
-    result = {"created": False, "changed_fields": sorted(changes)}
-    after = dict(current)
-    after.update({key: value for key, value in changes.items() if key != "email_password"})
-    if "custom_ratelimit" in changes and not changes["custom_ratelimit"]:
+def predicted_user(username, current, changes):
+    """The user as add or the PATCH edit would leave it (SMTP2GO's defaults for a new one)."""
+    after = dict(current or {"username": username, "status": "allowed"})
+    after.update({key: value for key, value in changes.items() if key != PASSWORD_FIELD})
+    if changes.get("custom_ratelimit") is False:
         after["custom_ratelimit_value"] = None
     after["sending_allowed"] = after.get("status") == "allowed"
-    if changes and not module.check_mode:
-        answer = client.edit_smtp_user(params["username"], changes)
+    return after
+
+
+class SmtpUser(ManagedObject):
+    result_key = "user"
+    secret_option = "password"
+    secret_field = PASSWORD_FIELD
+
+    @property
+    def label(self):
+        return "SMTP2GO SMTP user %s" % self.params["username"]
+
+    def find(self):
+        return self.client.find_smtp_user(self.params["username"])
+
+    def present(self, current):
+        changes = wanted_fields(self.params, current or {})
+        # SMTP2GO never shows the password: it is sent on create, and on update only with update_password=always.
+        changes.update(self.secret_changes(current))
+        return changes
+
+    def create(self, changes):
+        created = self.client.add_smtp_user(dict(changes, username=self.params["username"]))
+        if self.params["password"] is None and created.get(PASSWORD_FIELD):
+            self.result["password"] = created[PASSWORD_FIELD]
+            self.module.warn("SMTP2GO generated the password of %s; it is returned once in 'password'. "
+                             "Store it now." % self.params["username"])
+        return created
+
+    def on_lost_create(self, found, changes):
+        if self.params["password"] is None:
+            self.module.fail_json(msg="SMTP user %s was created but the answer carrying its generated password "
+                                      "was lost; set password (update_password=always) to give it a known one."
+                                      % self.params["username"], created=True, changed_fields=sorted(changes))
+        return found
+
+    def update(self, current, changes):
+        after = predicted_user(self.params["username"], current, changes)
+        answer = self.client.edit_smtp_user(self.params["username"], changes)
         # PATCH answers with a partial user object; what it holds is the effective value, no re-read needed.
         for entry in answer if isinstance(answer, list) else []:
-            if entry.get("username") == params["username"]:
-                after.update({key: value for key, value in entry.items() if key != "email_password"})
-    return current, after, result
+            if entry.get("username") == self.params["username"]:
+                after.update({key: value for key, value in entry.items() if key != PASSWORD_FIELD})
+        return after
+
+    def delete(self, current):
+        self.client.remove_smtp_user(self.params["username"])
+
+    def predict(self, current, changes):
+        return predicted_user(self.params["username"], current, changes)
+
+    def view(self, obj):
+        return user_view(obj)
+
+    def report(self, after, changes):
+        return {"created": self.action == CREATE, "changed_fields": sorted(changes)}
 
 
-def remove(module, client, current):
-    if not module.check_mode:
-        try:
-            client.remove_smtp_user(module.params["username"])
-        except ApiError as error:
-            if not error.outcome_unknown or client.find_smtp_user(module.params["username"]) is not None:
-                raise
-    return current, None, {"created": False, "changed_fields": []}
-
-
-def run_module():
-    module = ApiModule(
-        argument_spec=dict(
-            username=dict(type="str", required=True),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            password=dict(type="str", no_log=True),
-            update_password=dict(type="str", default="on_create", choices=["always", "on_create"], no_log=False),
-            description=dict(type="str"),
-            status=dict(type="str", choices=["allowed", "blocked", "sandbox"]),
-            rate_limit=dict(type="int"),
-            rate_limit_period=dict(type="str", default="1 hour"),
-        ),
-        connection_spec=connection_argument_spec(),
-    )
+def main():
+    module = ApiModule(argument_spec=ARGUMENT_SPEC, connection_spec=connection_argument_spec())
     params = module.params
     module.fail_on_problem(validate(params))
     client = Smtp2goClient(params["api_url"], params["api_key"], timeout=params["timeout"],
                            validate_certs=params["validate_certs"], secrets=[params["password"]])
-    try:
-        current = client.find_smtp_user(params["username"])
-        if params["state"] == "absent":
-            if current is None:
-                before, after, result = None, None, {"created": False, "changed_fields": []}
-            else:
-                before, after, result = remove(module, client, current)
-        elif current is None:
-            before, after, result = create(module, client)
-        else:
-            before, after, result = update(module, client, current)
-    except ApiError as error:
-        module.fail_api(error, client.explain(error))
-
-    changed = result["created"] or bool(result["changed_fields"]) or (before is not None and after is None)
-    result.update(changed=changed, user=user_view(after))
-    if module._diff:
-        wrote_password = "email_password" in result["changed_fields"] or (
-            result["created"] and params["password"] is not None)
-        result["diff"] = build_diff(user_view(before), user_view(after),
-                                    secret=("password", before is not None, after is not None, wrote_password))
-    module.exit_json(**result)
-
-
-def main():
-    run_module()
+    SmtpUser(module, client).run()
 
 
 if __name__ == "__main__":

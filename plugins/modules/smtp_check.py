@@ -41,7 +41,7 @@ options:
   host:
     description:
       - The SMTP host name Supabase Auth will use (C(smtp_host)), bare, for example
-        V(mail.smtp2go.com), with no scheme, port or path.
+        V(smtp.relay.example), with no scheme, port or path.
       - It is also the name the relay's TLS certificate is checked against, also when
         O(connect_to) sends the connection elsewhere.
     type: str
@@ -72,8 +72,9 @@ options:
     description:
       - Envelope sender (C(MAIL FROM)), the address Supabase Auth sends from (C(smtp_admin_email)).
         A relay that checks senders refuses an unverified one here.
-      - Some relays (SMTP2GO for one) check the From address only after the message, at the end of
-        C(DATA); only O(send=true) sees that refusal.
+      - Some relays check the From address only after the message, at the end of C(DATA); only
+        O(send=true) sees that refusal. The provider roles therefore also ask the relay's API whether
+        the sender is verified (C(mail_relay.sender_verified)).
       - Without it the probe stops after C(AUTH) (after C(EHLO) when no credentials are given).
     type: str
   recipient:
@@ -147,12 +148,13 @@ seealso:
 """
 
 EXAMPLES = r"""
+# mail_relay is the relay contract fact a provider role sets (see the relay_contract role).
 - name: Check the relay takes these credentials on 465 or 587, as Supabase Auth will use them
   karto.supabase_mail.smtp_check:
-    host: mail.smtp2go.com
-    username: karto-supabase
-    password: "{{ smtp2go_smtp_password }}"
-    sender: karto.help@ro.ru
+    host: "{{ mail_relay.host }}"
+    username: "{{ mail_relay.username }}"
+    password: "{{ mail_relay.password }}"
+    sender: "{{ mail_relay.sender_email }}"
   register: relay
   delegate_to: localhost
 
@@ -162,21 +164,21 @@ EXAMPLES = r"""
 
 - name: Send one real test mail through port 587 (STARTTLS)
   karto.supabase_mail.smtp_check:
-    host: mail.smtp2go.com
+    host: "{{ mail_relay.host }}"
     ports: [587]
-    username: karto-supabase
-    password: "{{ smtp2go_smtp_password }}"
-    sender: karto.help@ro.ru
+    username: "{{ mail_relay.username }}"
+    password: "{{ mail_relay.password }}"
+    sender: "{{ mail_relay.sender_email }}"
     recipient: karto.help@ro.ru
     send: true
   delegate_to: localhost
 
 - name: Probe three ports within 5 seconds and report instead of failing
   karto.supabase_mail.smtp_check:
-    host: mail.smtp2go.com
+    host: "{{ mail_relay.host }}"
     ports: [465, 587, 2525]
-    username: karto-supabase
-    password: "{{ smtp2go_smtp_password }}"
+    username: "{{ mail_relay.username }}"
+    password: "{{ mail_relay.password }}"
     timeout: 5
     fail_on_error: false
   register: probe

@@ -204,11 +204,9 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import (
     SECRET_UNCHANGED,
     SECRET_UNKNOWN,
     SECRET_UNMANAGED,
-    build_diff,
     changed_fields,
-    should_write_secret,
 )
-from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
+from ansible_collections.karto.supabase_mail.plugins.module_utils._engine import ManagedObject
 from ansible_collections.karto.supabase_mail.plugins.module_utils._module import ApiModule
 from ansible_collections.karto.supabase_mail.plugins.module_utils._supabase import (
     ACCESS_TOKEN_PATTERN,
@@ -240,6 +238,20 @@ FIELD_OF_OPTION = {
     "email_rate_limit": "rate_limit_email_sent",
 }
 PASSWORD_FIELD = "smtp_pass"
+
+ARGUMENT_SPEC = dict(
+    project_ref=dict(type="str", required=True),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    host=dict(type="str"),
+    port=dict(type="int"),
+    username=dict(type="str"),
+    password=dict(type="str", no_log=True),
+    update_password=dict(type="str", default="on_change", choices=["always", "on_change"], no_log=False),
+    sender_email=dict(type="str"),
+    sender_name=dict(type="str"),
+    max_frequency=dict(type="int"),
+    email_rate_limit=dict(type="int"),
+)
 
 
 def validate(params):
@@ -301,38 +313,6 @@ def effective_settings(config, project_ref, password):
     }
 
 
-def diff_view(settings):
-    """What --diff shows: the managed settings without the password bookkeeping."""
-    shown = dict(settings)
-    shown.pop("password_set", None)
-    shown.pop("password_matches", None)
-    return shown
-
-
-def present(module, current):
-    params = module.params
-    ref = params["project_ref"]
-    stored_password = current.get(PASSWORD_FIELD)
-    changes = changed_fields(current, wanted_fields(params))
-
-    verdict = password_verdict(ref, params["password"], stored_password)
-    if verdict == SECRET_UNMANAGED and not current.get("smtp_host"):
-        module.fail_json(msg="password is required to turn custom SMTP on for project_ref=%s: "
-                             "Supabase holds no SMTP password for it yet." % ref)
-    write_password = should_write_secret(verdict, params["update_password"])
-    if verdict == SECRET_UNKNOWN and not write_password:
-        module.warn("Supabase returned smtp_pass in a form that cannot be compared, so password "
-                    "was not sent; set update_password=always to send it once.")
-    if write_password:
-        changes[PASSWORD_FIELD] = params["password"]
-    return changes, write_password
-
-
-def absent(current):
-    # An empty host turns custom SMTP off; Supabase then resets every smtp_* field.
-    return ({"smtp_host": ""} if current.get("smtp_host") else {}), False
-
-
 def predicted_config(current, changes, project_ref):
     """The config as the PATCH would leave it, for check mode (mirrors the API's rules)."""
     after = dict(current)
@@ -346,67 +326,75 @@ def predicted_config(current, changes, project_ref):
     return after
 
 
-def run_module():
+class AuthSmtpConfig(ManagedObject):
+    """A project's auth config: always there, so 'absent' is an update that turns SMTP off."""
+
+    result_key = "smtp"
+    secret_option = "password"
+    secret_field = PASSWORD_FIELD
+
+    def find(self):
+        return self.client.get_auth_config(self.params["project_ref"]) or {}
+
+    def present(self, current):
+        ref = self.params["project_ref"]
+        verdict = self.secret_verdict(current)
+        if verdict == SECRET_UNMANAGED and not current.get("smtp_host"):
+            self.module.fail_json(msg="password is required to turn custom SMTP on for project_ref=%s: "
+                                      "Supabase holds no SMTP password for it yet." % ref)
+        changes = changed_fields(current, wanted_fields(self.params))
+        changes.update(self.secret_changes(current))
+        if verdict == SECRET_UNKNOWN and PASSWORD_FIELD not in changes:
+            self.module.warn("Supabase returned smtp_pass in a form that cannot be compared, so password "
+                             "was not sent; set update_password=always to send it once.")
+        return changes
+
+    def absent(self, current):
+        # An empty host turns custom SMTP off; Supabase then resets every smtp_* field.
+        return {"smtp_host": ""} if current.get("smtp_host") else {}
+
+    def secret_verdict(self, current):
+        return password_verdict(self.params["project_ref"], self.params["password"], current.get(PASSWORD_FIELD))
+
+    def update(self, current, changes):
+        # PATCH is partial and answers with the whole config: no re-read.
+        return self.client.update_auth_config(self.params["project_ref"], changes)
+
+    def predict(self, current, changes):
+        return predicted_config(current, changes, self.params["project_ref"])
+
+    def view(self, obj):
+        return effective_settings(obj, self.params["project_ref"], self.params["password"])
+
+    def diff_view(self, obj):
+        # The managed settings without the password bookkeeping (the diff has its own masked line).
+        shown = self.view(obj)
+        del shown["password_set"], shown["password_matches"]
+        return shown
+
+    def secret_stored(self, obj):
+        return bool(obj.get(PASSWORD_FIELD))
+
+    def report(self, after, changes):
+        return {"changed_fields": sorted(changes)}
+
+
+def main():
     module = ApiModule(
-        argument_spec=dict(
-            project_ref=dict(type="str", required=True),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            host=dict(type="str"),
-            port=dict(type="int"),
-            username=dict(type="str"),
-            password=dict(type="str", no_log=True),
-            update_password=dict(type="str", default="on_change", choices=["always", "on_change"], no_log=False),
-            sender_email=dict(type="str"),
-            sender_name=dict(type="str"),
-            max_frequency=dict(type="int"),
-            email_rate_limit=dict(type="int"),
-        ),
+        argument_spec=ARGUMENT_SPEC,
         connection_spec=connection_argument_spec(),
         required_if=[("state", "present", ("host", "port", "username", "sender_email"))],
     )
     params = module.params
-    ref = params["project_ref"]
     module.fail_on_problem(validate(params))
     if not ACCESS_TOKEN_PATTERN.match(params["access_token"]):
         module.warn("access_token does not look like a Supabase access token (sbp_...); "
                     "trying it anyway.")
-
     client = SupabaseManagementClient(
-        params["api_url"], params["access_token"], project_ref=ref, timeout=params["timeout"],
-        validate_certs=params["validate_certs"], secrets=[params["password"]],
+        params["api_url"], params["access_token"], project_ref=params["project_ref"],
+        timeout=params["timeout"], validate_certs=params["validate_certs"], secrets=[params["password"]],
     )
-    try:
-        current = client.get_auth_config(ref)
-        if params["state"] == "present":
-            changes, write_password = present(module, current)
-        else:
-            changes, write_password = absent(current)
-
-        if changes and not module.check_mode:
-            after = client.update_auth_config(ref, changes)
-        else:
-            after = predicted_config(current, changes, ref)
-    except ApiError as error:
-        module.fail_api(error, client.explain(error))
-
-    before_settings = effective_settings(current, ref, params["password"])
-    after_settings = effective_settings(after, ref, params["password"])
-    result = dict(
-        changed=bool(changes),
-        smtp=after_settings,
-        changed_fields=sorted(changes),
-    )
-    if module._diff:
-        result["diff"] = build_diff(
-            diff_view(before_settings), diff_view(after_settings),
-            secret=("password", before_settings["password_set"], after_settings["password_set"],
-                    write_password),
-        )
-    module.exit_json(**result)
-
-
-def main():
-    run_module()
+    AuthSmtpConfig(module, client).run()
 
 
 if __name__ == "__main__":

@@ -17,10 +17,19 @@ from tests.sandbox.dns_server import DnsServer, ZoneData
 MODULE = "karto.supabase_mail.sender_domain_check"
 
 
+# SMTP2GO's DNS identity as its registered profile gives it (what the smtp2go role puts in mail_relay.dns).
+SMTP2GO = {
+    "relay": "SMTP2GO",
+    "relay_identity": "{{ profile.dns | combine({'own_domain_steps': profile.own_domain_steps}) }}",
+}
+MAILBOX = {"relay": "the mailbox's own SMTP server", "relay_identity": {"signs_as_sender": True, "dkim_txt_selectors": ["*"]}}
+
+
 def check_task(sandbox, register, ignore_errors=False, **options):
     args = {"nameservers": ["127.0.0.1"], "dns_port": sandbox.dns_port}
-    args.update(options)
-    task = {"name": register, MODULE: args, "register": register}
+    args.update(options if "relay" in options else dict(SMTP2GO, **options))
+    task = {"name": register, MODULE: args, "register": register,
+            "vars": {"profile": "{{ lookup('karto.supabase_mail.relay_profile', 'smtp2go') }}"}}
     if ignore_errors:
         task["ignore_errors"] = True
     return task
@@ -34,13 +43,13 @@ def dns_queries(sandbox, name=None):
 def checks(sandbox):
     """One playbook run that checks every sandbox zone; each test reads its own result."""
     tasks = [
-        check_task(sandbox, "free_mail", email="karto.help@ro.ru", relay="smtp2go"),
-        check_task(sandbox, "free_mail_mailbox", email="karto.help@ro.ru", relay="mailbox", dkim_selector="mail"),
-        check_task(sandbox, "verified_dkim", email="noreply@karto.test", relay="smtp2go", dkim_selector="s123456"),
-        check_task(sandbox, "verified_spf", email="noreply@karto.test", relay="smtp2go",
+        check_task(sandbox, "free_mail", email="karto.help@ro.ru"),
+        check_task(sandbox, "free_mail_mailbox", email="karto.help@ro.ru", dkim_selector="mail", **MAILBOX),
+        check_task(sandbox, "verified_dkim", email="noreply@karto.test", dkim_selector="s123456"),
+        check_task(sandbox, "verified_spf", email="noreply@karto.test",
                    return_path_host="em123456.karto.test"),
-        check_task(sandbox, "unverified", email="noreply@karto.test", relay="smtp2go"),
-        check_task(sandbox, "subdomain", email="noreply@app.karto.test", relay="smtp2go"),
+        check_task(sandbox, "unverified", email="noreply@karto.test"),
+        check_task(sandbox, "subdomain", email="noreply@app.karto.test"),
         check_task(sandbox, "relaxed", domain="relaxed.test"),
         check_task(sandbox, "quarantine", domain="quarantine.test"),
         check_task(sandbox, "nodmarc", domain="nodmarc.test"),
@@ -54,7 +63,7 @@ def checks(sandbox):
 def test_free_mail_through_smtp2go_will_be_rejected_and_options_are_listed(checks, sandbox):
     result = checks["free_mail"]
     assert result["changed"] is False
-    assert result["domain"] == "ro.ru" and result["relay"] == "smtp2go"
+    assert result["domain"] == "ro.ru" and result["relay"] == "SMTP2GO"
     assert result["aligned"] is False and result["dmarc_pass"] is False
     assert result["consequence"] == "reject"
     assert result["verdict"] == "will be rejected by receivers that enforce DMARC (p=reject)"
@@ -64,7 +73,7 @@ def test_free_mail_through_smtp2go_will_be_rejected_and_options_are_listed(check
     assert result["spf"]["authorises_relay"] is False
     assert len(result["options"]) == 3
     mailbox, own_domain, risk = result["options"]
-    assert "relay: mailbox" in mailbox and "smtp.rambler.ru on port 465" in mailbox
+    assert "mailbox's own SMTP server instead of a relay" in mailbox and "smtp.rambler.ru on port 465" in mailbox
     assert "dkim.smtp2go.net" in own_domain and "return.smtp2go.net" in own_domain
     assert risk.startswith("Accept the risk")
     # The nested SPF include was followed through the sandbox DNS.

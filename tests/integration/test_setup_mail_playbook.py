@@ -19,7 +19,7 @@ WRITE_PATH_PARTS = ("/add", "/edit", "/remove", "/verify")
 class Setup:
     """One isolated setup: its own Supabase projects, SMTP2GO account, secrets folder, recipient."""
 
-    def __init__(self, sandbox, tmp_path, projects=2, verified=True, read_inbox=True):
+    def __init__(self, sandbox, tmp_path, projects=2, verified=True):
         self.sandbox = sandbox
         self.api_key = sandbox.add_smtp2go_account()
         if verified:
@@ -51,10 +51,11 @@ class Setup:
             "smtp2go_api_key": self.api_key,
             **sandbox_probe_vars(sandbox),
         }))
-        if read_inbox:  # as in production, the role reads no inbox without this
-            values = yaml.safe_load(self.vars_file.read_text())
-            values["sandbox_control_url"] = sandbox.url("control")
-            self.vars_file.write_text(yaml.safe_dump(values))
+
+    def set_vars(self, **values):
+        merged = yaml.safe_load(self.vars_file.read_text())
+        merged.update(values)
+        self.vars_file.write_text(yaml.safe_dump(merged))
 
     def run(self, *args):
         return run_playbook_file(PLAYBOOK, ["-i", str(self.inventory), "-e", "@" + str(self.vars_file), *args])
@@ -112,7 +113,7 @@ def test_first_run_delivers_from_the_mailbox_second_run_changes_nothing(sandbox,
 
 
 def test_failed_supabase_patch_then_rerun_keeps_one_user_and_the_stored_password(sandbox, tmp_path):
-    setup = Setup(sandbox, tmp_path, projects=1, read_inbox=False)
+    setup = Setup(sandbox, tmp_path, projects=1)
     ref = setup.refs[0]
     sandbox.inject_fault(service="supabase_api", method="PATCH", path_contains=ref, action="status",
                          status=500, body={"message": "Failed to update project's auth config"})
@@ -130,21 +131,37 @@ def test_failed_supabase_patch_then_rerun_keeps_one_user_and_the_stored_password
     assert len(sandbox.inbox(to=setup.recipient)) == 1
 
 
-def test_unverified_sender_fails_in_preflight_with_the_relay_text_and_the_fix(sandbox, tmp_path):
+def test_unverified_sender_stops_the_play_before_any_supabase_patch(sandbox, tmp_path):
+    # SMTP2GO refuses an unverified sender only at the end of DATA, which the preflight probe (no
+    # real send) cannot see; the relay's API can, and the play stops on what it says.
     setup = Setup(sandbox, tmp_path, projects=1, verified=False)
     proc, _log = setup.run()
     assert proc.returncode != 0
-    assert "550" in proc.stdout and "sender domain not verified" in proc.stdout
+    assert "SMTP2GO has not verified the sender %s" % SENDER in proc.stdout
     assert "click the verification link" in proc.stdout
-    assert "What failed: sender-rejected" in proc.stdout
-    # Found before Supabase was touched.
+    assert "mail_allow_unverified_sender" in proc.stdout
     assert "Supabase was not changed" in proc.stdout
     assert setup.sandbox.journal(service="supabase_api", method="PATCH", path_contains=setup.refs[0]) == []
 
 
-def test_unverified_sender_without_preflight_fails_at_the_proof_mail(sandbox, tmp_path):
+def test_unverified_sender_refused_at_mail_from_fails_in_preflight_with_the_relay_text(sandbox, tmp_path):
     setup = Setup(sandbox, tmp_path, projects=1, verified=False)
-    proc, _log = setup.run("-e", "mail_preflight=false")
+    sandbox.set_smtp_relay_knobs(sender_check="mail_from")
+    try:
+        proc, _log = setup.run()
+    finally:
+        sandbox.set_smtp_relay_knobs(sender_check=None)
+    assert proc.returncode != 0
+    assert "550" in proc.stdout and "sender domain not verified" in proc.stdout
+    assert "click the verification link" in proc.stdout
+    assert "What failed: sender-rejected" in proc.stdout
+    assert "Supabase was not changed" in proc.stdout
+    assert setup.sandbox.journal(service="supabase_api", method="PATCH", path_contains=setup.refs[0]) == []
+
+
+def test_unverified_sender_allowed_without_preflight_fails_at_the_proof_mail(sandbox, tmp_path):
+    setup = Setup(sandbox, tmp_path, projects=1, verified=False)
+    proc, _log = setup.run("-e", "mail_preflight=false", "-e", "mail_allow_unverified_sender=true")
     assert proc.returncode != 0
     assert "550" in proc.stdout and "sender domain not verified" in proc.stdout
     assert "click the verification link" in proc.stdout

@@ -1,4 +1,5 @@
-"""The smtp2go role: the once-shown secret is stored before the SMTP user exists, and reused."""
+"""The smtp2go role: the once-shown secret is stored before the SMTP user exists, and reused;
+the role reads the common inputs (mail_*) itself and hands on the contract fact mail_relay."""
 
 import os
 import secrets
@@ -18,15 +19,16 @@ def role_play(sandbox, api_key, username, secrets_dir, vault_password=""):
         "vars": {
             "smtp2go_api_url": sandbox.url("smtp2go_api"),
             "smtp2go_api_key": "{{ api_key }}",
-            "smtp2go_smtp_username": username,
-            "smtp2go_sender_email": "karto.help@ro.ru",
-            "smtp2go_sender_name": "KARTO",
-            "smtp2go_secrets_dir": secrets_dir,
-            "smtp2go_secrets_vault_password": vault_password,
+            "supabase_project_ref": "abcdefghijklmnopqrst",
+            "mail_smtp_username": username,
+            "mail_sender_email": "karto.help@ro.ru",
+            "mail_sender_name": "KARTO",
+            "mail_secrets_dir": secrets_dir,
+            "mail_secrets_vault_password": vault_password,
         },
     }, {
         "name": "Expose the fact for the test (not the password)",
-        "ansible.builtin.set_fact": {"settings_seen": "{{ smtp2go_smtp | dict2items | rejectattr('key', 'eq', 'password') | items2dict }}"},
+        "ansible.builtin.set_fact": {"settings_seen": "{{ mail_relay | dict2items | rejectattr('key', 'eq', 'password') | items2dict }}"},
     }, {
         "name": "Register it",
         "ansible.builtin.debug": {"var": "settings_seen"},
@@ -55,8 +57,11 @@ def test_password_is_stored_before_creation_and_reused(sandbox, tmp_path, vault_
         assert content.strip() == user["email_password"]
         assert "stored unencrypted" in first.stdout
     assert user["email_password"] not in first.all_output
-    assert first["seen"]["settings_seen"]["username"] == username
-    assert first["seen"]["settings_seen"]["port"] == 465
+    seen = first["seen"]["settings_seen"]
+    assert (seen["provider"], seen["host"], seen["port"], seen["username"]) == (
+        "smtp2go", "mail.smtp2go.com", 465, username)
+    assert seen["dns"]["spf_includes"] == ["spf.smtp2go.com"] and seen["dns"]["dkim_selector"] == ""
+    assert "click the verification link" in seen["advice"]["sender-unverified"]
 
     second = run_tasks(role_play(sandbox, api_key, username, secrets_dir, vault_password),
                        extra_vars={"api_key": api_key})
@@ -79,3 +84,35 @@ def test_existing_user_without_stored_password_gets_the_new_one(sandbox, tmp_pat
     stored = open(os.path.join(lost_dir, "smtp2go-%s.password" % username)).read().strip()
     users = [u for u in sandbox.smtp2go_account(api_key)["users"] if u["username"] == username]
     assert len(users) == 1 and users[0]["email_password"] == stored
+
+
+def test_the_default_smtp_user_is_one_per_project(sandbox, tmp_path):
+    api_key = sandbox.add_smtp2go_account()
+    play = role_play(sandbox, api_key, "", str(tmp_path / "secrets"))
+    run = run_tasks(play, extra_vars={"api_key": api_key})
+    assert run.returncode == 0, run.stdout
+    assert run["seen"]["settings_seen"]["username"] == "supabase-abcdefghijklmnopqrst"
+    assert [u["username"] for u in sandbox.smtp2go_account(api_key)["users"]] == ["supabase-abcdefghijklmnopqrst"]
+
+
+def test_a_sender_domain_puts_its_dkim_selector_and_return_path_into_the_contract(sandbox, tmp_path):
+    api_key = sandbox.add_smtp2go_account()
+    play = role_play(sandbox, api_key, "karto-" + secrets.token_hex(4), str(tmp_path / "secrets"))
+    play[0]["vars"].update(smtp2go_sender_domain="karto.test", mail_sender_email="noreply@karto.test")
+    run = run_tasks(play, extra_vars={"api_key": api_key})
+    assert run.returncode == 0, run.stdout
+    dns = run["seen"]["settings_seen"]["dns"]
+    assert dns["dkim_domain"] == "karto.test"
+    assert dns["dkim_selector"].startswith("s") and dns["return_path_host"].endswith(".karto.test")
+    if not run["seen"]["settings_seen"]["sender_verified"]:
+        assert "publish these DNS records" in run["seen"]["settings_seen"]["advice"]["sender-unverified"]
+
+
+def test_a_port_the_provider_does_not_offer_fails_before_any_request(sandbox, tmp_path):
+    api_key = sandbox.add_smtp2go_account()
+    play = role_play(sandbox, api_key, "karto-" + secrets.token_hex(4), str(tmp_path / "secrets"))
+    play[0]["vars"]["smtp2go_smtp_port"] = 25
+    run = run_tasks(play, extra_vars={"api_key": api_key})
+    assert run.returncode != 0
+    assert "smtp2go_smtp_port must be one of 465, 587, 2525, 8025" in run.stdout
+    assert sandbox.smtp2go_account(api_key)["users"] == []

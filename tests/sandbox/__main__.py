@@ -10,14 +10,15 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .core import ControlApi, SandboxContext
+from .core import run_services
 from .dns_server import DnsServer
 from .smtp2go_api import Smtp2goApi
 from .smtp_relay import SmtpRelay
 from .supabase_api import SupabaseManagementApi
 from .supabase_auth import SupabaseAuth
 
-# Every emulator the sandbox runs; a new emulator is one module plus one entry here.
+# Every emulator the sandbox runs, the one list of them: a new emulator is one module plus one
+# entry here (a provider's relay backend registers itself in its emulator's __init__).
 SERVICES = (
     DnsServer,
     SupabaseManagementApi,
@@ -56,28 +57,14 @@ def main(argv=None):
     own_state_dir = args.state_dir is None
     state_dir = Path(tempfile.mkdtemp(prefix="sandbox-")) if own_state_dir else args.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    context = SandboxContext(state_dir)
-    services = [service_class(context) for service_class in SERVICES]
-    control = ControlApi(context)  # last: it serves the control routes of the others
-    if args.seed == "default":
-        for service in services:
-            service.seed_demo()
-
-    started = []
     try:
-        endpoints = {"pid": os.getpid()}
-        for service in (control, *services):
-            endpoints.update(service.start())
-            started.append(service)
-        endpoints.update(ca_cert=str(context.tls.ca_cert), state_dir=str(state_dir))
-        write_atomically(args.endpoints_file, endpoints)
-        print(f"sandbox: ready, endpoints in {args.endpoints_file}", file=sys.stderr, flush=True)
-        if args.exit_on_stdin_eof:
-            threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-        stop.wait()
+        with run_services(state_dir, SERVICES, seed=args.seed == "default") as (_context, endpoints):
+            write_atomically(args.endpoints_file, {"pid": os.getpid(), **endpoints})
+            print(f"sandbox: ready, endpoints in {args.endpoints_file}", file=sys.stderr, flush=True)
+            if args.exit_on_stdin_eof:
+                threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+            stop.wait()
     finally:
-        for service in reversed(started):
-            service.stop()
         args.endpoints_file.unlink(missing_ok=True)  # a stale file would point at dead ports
         if own_state_dir:
             shutil.rmtree(state_dir, ignore_errors=True)

@@ -4,6 +4,11 @@ rate-limit windows and the TLS files every emulator shares.
 An emulator is a `Service` subclass in its own module, listed in `tests/sandbox/__main__.py`.
 HTTP emulators subclass `HttpService` and mark handler methods with `@route`; methods marked
 with `@control_route` are served by the control API, so a test can drive the emulator.
+
+A provider whose SMTP relay Supabase Auth may be configured with registers a `RelayBackend` on
+`context.relay_backends` (its host names, ports, login and sender checks): the SMTP relay, the
+emulated Supabase Auth's routing and the server certificate read them from there, so none of them
+names a provider.
 """
 
 import http.server
@@ -18,6 +23,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -112,6 +118,15 @@ class Router:
             method_and_pattern = getattr(getattr(type(owner), name), marker, None)
             if method_and_pattern:
                 self.add(*method_and_pattern, getattr(owner, name))
+
+    def match(self, request):
+        """("METHOD /pattern", params) of the route `request` would be dispatched to, or (None, {})."""
+        for method, pattern, regex, _handler in self._routes:
+            found = regex.match(request.path)
+            if found and method == request.method:
+                return f"{method} {pattern}", {name: urllib.parse.unquote(value)
+                                                for name, value in found.groupdict().items()}
+        return None, {}
 
     def dispatch(self, request):
         """Call the matching handler; unknown path → 404, known path with another method → 405."""
@@ -292,15 +307,131 @@ class FixedWindowRateLimiter:
             reset_seconds=max(math.ceil(round(opened_at + window_seconds - now, 6)), 0),
         )
 
+    def peek(self, key, limit, window_seconds):
+        """The key's window as `hit` would report it, without counting a request."""
+        now = time.monotonic()
+        with self._lock:
+            opened_at, count = self._windows.get(key, (now, 0))
+        if now - opened_at >= window_seconds:
+            opened_at, count = now, 0
+        return RateLimitWindow(allowed=count <= limit, limit=limit, remaining=max(limit - count, 0),
+                               reset_seconds=max(math.ceil(round(opened_at + window_seconds - now, 6)), 0))
+
     def forget(self, key_matches):
         with self._lock:
             for key in [key for key in self._windows if key_matches(key)]:
                 del self._windows[key]
 
 
-# Names on the sandbox's server certificate. A relay host the emulated Supabase Auth routes to the
-# local SMTP relay must be here, or its certificate check fails as it would against a wrong server.
-SERVER_CERT_NAMES = ("127.0.0.1", "localhost", "mail.smtp2go.com")
+# Names on the sandbox's server certificate besides the relay host names of the registered relay
+# backends (RelayBackend.hosts), which are added when the certificate is made.
+BASE_CERT_NAMES = ("127.0.0.1", "localhost")
+
+# How a relay port speaks TLS (RelayBackend.ports values; also the SMTP relay's listener names).
+IMPLICIT_TLS = "implicit_tls"  # TLS from the first byte (e.g. 465)
+STARTTLS = "starttls"  # plain greeting, then STARTTLS (e.g. 587, 2525)
+RELAY_TLS_MODES = (IMPLICIT_TLS, STARTTLS)
+
+# Where a relay refuses a sender that is not verified (RelayBackend.sender_check).
+MAIL_FROM = "mail_from"  # the envelope sender, at MAIL FROM
+END_OF_DATA = "end_of_data"  # the message's From header, after the data
+SENDER_CHECK_STAGES = (MAIL_FROM, END_OF_DATA)
+
+# The relay's answer to a login that no backend claims, when no backend names its own
+# (RFC 4954 section 6, "535 5.7.8 Authentication credentials invalid").
+GENERIC_AUTH_FAILED_REPLY = "535 5.7.8 Authentication credentials invalid"
+
+
+@dataclass(frozen=True)
+class RelayBackend:
+    """What one provider's SMTP relay is, for the sandbox's shared SMTP relay and for Supabase Auth.
+
+    An emulator registers one with `context.relay_backends.register(...)` in its __init__. Then:
+    its `hosts` are on the server certificate and Supabase Auth routes a stored `smtp_host` among
+    them to the local relay (the port decides the listener: `ports[port]` is IMPLICIT_TLS or
+    STARTTLS; a port not listed is silently dropped, reported with `address`); the relay's AUTH
+    asks every backend's `authenticate(login, password)`, which answers None for a login that is
+    not one of its own, else (ok, SMTP reply); the backend that claimed the login then answers
+    `sender_allowed(login, mail_from)` -> (ok, SMTP reply), at its `sender_check` stage (MAIL_FROM
+    or END_OF_DATA) unless the relay knob `sender_check` says otherwise."""
+    name: str  # short provider name, e.g. in error messages
+    hosts: tuple  # SMTP host names, lower case
+    ports: dict  # port -> IMPLICIT_TLS | STARTTLS: the ports the provider publishes
+    authenticate: object  # (login, password) -> None | (ok, reply)
+    sender_allowed: object  # (login, mail_from) -> (ok, reply)
+    sender_check: str = END_OF_DATA
+    # A documentation address standing in for the provider's in Go's dial errors (no real one here).
+    address: str = "203.0.113.25"
+    # The reply to a login no backend claims, if this provider should give it (at most the first
+    # registered backend that sets it is used; else GENERIC_AUTH_FAILED_REPLY).
+    unknown_login_reply: str = None
+
+    def problem(self):
+        """None when the backend is well formed, else what is wrong."""
+        if not self.name or not self.hosts:
+            return "a relay backend needs a name and at least one host"
+        if any(not isinstance(host, str) or host != host.lower().rstrip(".") or not host for host in self.hosts):
+            return f"relay backend {self.name}: hosts must be lower-case names without a final dot"
+        if not self.ports or any(not _is_int(port) or not 0 < port < 65536 or mode not in RELAY_TLS_MODES
+                                 for port, mode in self.ports.items()):
+            return f"relay backend {self.name}: ports must map port numbers to {' or '.join(RELAY_TLS_MODES)}"
+        if self.sender_check not in SENDER_CHECK_STAGES:
+            return f"relay backend {self.name}: sender_check must be one of {', '.join(SENDER_CHECK_STAGES)}"
+        if not callable(self.authenticate) or not callable(self.sender_allowed):
+            return f"relay backend {self.name}: authenticate and sender_allowed must be callables"
+        return None
+
+
+class RelayBackends:
+    """The relay backends of one sandbox, in registration order (thread-safe)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._backends = []
+        self._closed_reason = None  # set once the certificate is made: no new host can join it
+
+    def register(self, backend):
+        problem = backend.problem()
+        if problem:
+            raise ValueError(problem)
+        with self._lock:
+            if self._closed_reason:
+                raise RuntimeError(f"relay backend {backend.name} registered too late: {self._closed_reason}")
+            taken = {host: other.name for other in self._backends for host in other.hosts}
+            clash = [host for host in backend.hosts if host in taken]
+            if clash or any(other.name == backend.name for other in self._backends):
+                raise ValueError(f"relay backend {backend.name}: name or hosts already registered ({clash})")
+            self._backends.append(backend)
+        return backend
+
+    def close(self, reason):
+        with self._lock:
+            self._closed_reason = reason
+
+    def all(self):
+        with self._lock:
+            return list(self._backends)
+
+    def host_names(self):
+        return tuple(host for backend in self.all() for host in backend.hosts)
+
+    def for_host(self, host):
+        """The backend whose SMTP host `host` is (case-insensitive, a final dot ignored), or None."""
+        name = (host or "").lower().rstrip(".")
+        return next((backend for backend in self.all() if name in backend.hosts), None)
+
+    def authenticate(self, login, password):
+        """(backend, (ok, reply)) for the first backend that claims `login`; (None, (False, reply))
+        when none does."""
+        for backend in self.all():
+            verdict = backend.authenticate(login, password)
+            if verdict is not None:
+                return backend, verdict
+        return None, (False, self.unknown_login_reply())
+
+    def unknown_login_reply(self):
+        return next((backend.unknown_login_reply for backend in self.all() if backend.unknown_login_reply),
+                    GENERIC_AUTH_FAILED_REPLY)
 
 
 @dataclass
@@ -310,13 +441,15 @@ class TlsFiles:
     ca_cert: Path
     server_cert: Path  # certificate chain, PEM
     server_key: Path
+    names: tuple = BASE_CERT_NAMES  # the names on the server certificate
 
     @classmethod
-    def create(cls, state_dir):
+    def create(cls, state_dir, extra_names=()):
         state_dir = Path(state_dir)
+        names = tuple(dict.fromkeys((*BASE_CERT_NAMES, *extra_names)))
         ca = trustme.CA(organization_name="karto.supabase_mail sandbox")
-        server = ca.issue_cert(*SERVER_CERT_NAMES)
-        files = cls(state_dir / "ca.pem", state_dir / "server.pem", state_dir / "server.key")
+        server = ca.issue_cert(*names)
+        files = cls(state_dir / "ca.pem", state_dir / "server.pem", state_dir / "server.key", names)
         ca.cert_pem.write_to_path(str(files.ca_cert))
         for index, blob in enumerate(server.cert_chain_pems):
             blob.write_to_path(str(files.server_cert), append=index > 0)
@@ -335,10 +468,22 @@ class SandboxContext:
 
     def __init__(self, state_dir):
         self.state_dir = Path(state_dir)
-        self.tls = TlsFiles.create(self.state_dir)
         self.journal = Journal()
         self.faults = FaultInjector()
         self.services = {}  # name -> Service
+        self.relay_backends = RelayBackends()
+        self._tls = None
+        self._tls_lock = threading.Lock()
+
+    @property
+    def tls(self):
+        """The TLS files, made on first use (in start(), once every service registered its relay
+        backend): the certificate carries BASE_CERT_NAMES and every backend's hosts."""
+        with self._tls_lock:
+            if self._tls is None:
+                self.relay_backends.close("the server certificate is already made")
+                self._tls = TlsFiles.create(self.state_dir, self.relay_backends.host_names())
+            return self._tls
 
     def service(self, name):
         return self.services[name]
@@ -378,6 +523,11 @@ class HttpService(Service):
     def error_body(self, message):
         """The provider's error shape; override per provider."""
         return {"message": message}
+
+    def fault_headers(self, request, status):
+        """Headers the real service would put on an answer it gives with `status` to `request`, for a
+        `status` fault (e.g. rate-limit headers); the fault's own `headers` win. Override per provider."""
+        return {}
 
     def handle(self, request):
         try:
@@ -450,6 +600,31 @@ class ControlApi(HttpService):
         if not fault_id.isdigit() or not self.context.faults.remove(int(fault_id)):
             raise HttpError(HTTPStatus.NOT_FOUND, f"no fault {fault_id}")
         return Response(HTTPStatus.OK, {"cleared": 1})
+
+
+@contextmanager
+def run_services(state_dir, service_classes, seed=False):
+    """Make a context, one instance of each class (in order), the control API (last: it serves the
+    others' control routes); seed if asked; start them all. Yields (context, endpoints); stops them
+    in reverse order on the way out. `python -m tests.sandbox` runs this with SERVICES; a test can
+    run it in-process with its own list (e.g. a relay backend of its own)."""
+    context = SandboxContext(state_dir)
+    services = [service_class(context) for service_class in service_classes]
+    control = ControlApi(context)
+    if seed:
+        for service in services:
+            service.seed_demo()
+    started = []
+    try:
+        endpoints = {}
+        for service in (control, *services):
+            endpoints.update(service.start())
+            started.append(service)
+        endpoints.update(ca_cert=str(context.tls.ca_cert), state_dir=str(context.state_dir))
+        yield context, endpoints
+    finally:
+        for service in reversed(started):
+            service.stop()
 
 
 def json_object(request):
@@ -525,7 +700,10 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             return
         if fault and fault.action == "status":
             body = fault.body if fault.body is not None else service.error_body(HTTPStatus(fault.status).phrase)
-            response = Response(fault.status, body, dict(fault.headers))
+            # The service's own headers first (a client must not tell a faulted answer from a real
+            # one by missing headers), the fault's on top.
+            headers = {**service.fault_headers(request, fault.status), **dict(fault.headers)}
+            response = Response(fault.status, body, headers)
         else:
             response = service.handle(request)
         # Journal before answering, so a client that has its answer also finds the entry.

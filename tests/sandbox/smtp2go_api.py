@@ -1,7 +1,7 @@
 """Emulated SMTP2GO API v3: SMTP users, single sender emails, sender domains and API key
-permissions, as the collection's SMTP2GO modules and `make demo` use them. The SMTP relay
-(`smtp_relay`) checks credentials and senders against this state through `authenticate`,
-`sender_allowed` and `user_status`.
+permissions, as the collection's SMTP2GO modules and `make demo` use them. It registers SMTP2GO's
+relay backend (`RELAY_HOSTS`, `RELAY_PORTS`, `authenticate`, `sender_allowed`, refusal at the end of
+DATA; see core.RelayBackend), through which the SMTP relay and the emulated Supabase Auth use it.
 
 Behaviour follows ../shared/reference/providers-smtp2go-resend-mailgun.md section 1 and the
 SMTP2GO OpenAPI fragments (../shared/specs/smtp2go-openapi.yml); README.md in this folder lists
@@ -22,8 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from .core import (FixedWindowRateLimiter, HttpError, HttpService, Response, control_route,
-                   json_object, route)
+from .core import (END_OF_DATA, IMPLICIT_TLS, STARTTLS, FixedWindowRateLimiter, HttpError, HttpService,
+                   RelayBackend, Response, control_route, json_object, route)
 from .seed import DEMO_SMTP2GO_API_KEY
 
 BASE_PATH = "/v3"
@@ -83,6 +83,17 @@ NON_VALIDATING_TEXT = (
     "Content-Type to 'application/json'."
 )
 CORRECT_YOUR_PAYLOAD = ", Please correct your JSON payload and try again."
+
+# SMTP2GO's relay: "mail.smtp2go.com"; "SSL: 465, 8465 and 443; TLS (or no encryption): 25, 2525,
+# 8025, 587 and 80" (developers.smtp2go.com/docs/smtp-relay). The address is TEST-NET-3, standing in
+# for SMTP2GO's in Go's dial errors.
+RELAY_HOSTS = ("mail.smtp2go.com",)
+RELAY_PORTS = {465: IMPLICIT_TLS, 8465: IMPLICIT_TLS, 443: IMPLICIT_TLS,
+               25: STARTTLS, 2525: STARTTLS, 8025: STARTTLS, 587: STARTTLS, 80: STARTTLS}
+RELAY_ADDRESS = "203.0.113.25"
+# SMTP2GO refuses an unverified sender after the message, on its From header ("550-From header
+# sender domain not verified", observed 2022 and 2026: see README, SMTP2GO section).
+RELAY_SENDER_CHECK = END_OF_DATA
 
 # What the relay answers (observed SMTP2GO / Exim texts; see README).
 AUTH_OK_REPLY = "235 Authentication succeeded"
@@ -392,6 +403,13 @@ class Smtp2goApi(HttpService):
         self._auto_verify_default = None  # seconds, for accounts without their own setting
         self._auto_verify = {}  # api key -> seconds or None (off)
         self._rate_limiter = FixedWindowRateLimiter()
+        context.relay_backends.register(RelayBackend(
+            name="smtp2go", hosts=RELAY_HOSTS, ports=RELAY_PORTS, address=RELAY_ADDRESS,
+            authenticate=self.authenticate, sender_allowed=self.sender_allowed,
+            sender_check=RELAY_SENDER_CHECK,
+            # SMTP2GO's logins are free-form user names, so a login no backend claims (a typo, an
+            # API key) most likely meant SMTP2GO: its refusal text answers it.
+            unknown_login_reply=AUTH_FAILED_REPLY))
 
     def start(self):
         endpoints = super().start()
@@ -697,14 +715,17 @@ class Smtp2goApi(HttpService):
         if domain.dns_published:
             domain.verified = True
 
-    # Interface for other services (the SMTP relay); thread-safe.
+    # Interface for other services (the relay backend: the SMTP relay); thread-safe.
 
     def authenticate(self, username, password):
-        """(ok, SMTP reply) for AUTH with an SMTP user's credentials: ok only for an existing user
-        with that password whose status is allowed or sandbox."""
+        """None when `username` is no SMTP user of this emulator (another backend's login, or
+        nobody's: the relay then answers RelayBackend.unknown_login_reply); else (ok, SMTP reply),
+        ok only with the user's password and status allowed or sandbox."""
         with self.lock:
             user = self._user(username)
-            if (user is None or not isinstance(password, str)
+            if user is None:
+                return None
+            if (not isinstance(password, str)
                     or not hmac.compare_digest(user.password.encode(), password.encode())
                     or user.settings["status"] not in ("allowed", "sandbox")):
                 return False, AUTH_FAILED_REPLY

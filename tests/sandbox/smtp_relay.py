@@ -1,13 +1,15 @@
-"""A real SMTP relay standing in for mail.smtp2go.com: aiosmtpd on 127.0.0.1, one listener that
-starts plain and offers STARTTLS, one that speaks TLS from the first byte; plus two ports for
-failure classes: a black hole (accepts TCP, never says a word) and a closed port (bound, never
-listening, so a connection is refused).
+"""A real SMTP relay standing in for every provider's relay host: aiosmtpd on 127.0.0.1, one
+listener that starts plain and offers STARTTLS, one that speaks TLS from the first byte; plus two
+ports for failure classes: a black hole (accepts TCP, never says a word) and a closed port (bound,
+never listening, so a connection is refused).
 
-AUTH (PLAIN, LOGIN) checks the SMTP users the SMTP2GO emulator issued, MAIL FROM is refused with
-SMTP2GO's reply when the sender is not verified for the user's account, and accepted mail lands in
-an inbox a test can read (`GET /inbox` on the control API, and `.eml` files in state_dir/inbox).
-Every SMTP command is journaled (service "smtp_relay", method "SMTP", path = the command) and can
-be faulted like an HTTP request. README.md in this folder describes it.
+It knows no provider: AUTH asks the relay backends the emulators registered
+(`context.relay_backends`, see core.RelayBackend) which one the login belongs to; that backend then
+checks the sender at its own stage (MAIL FROM or the end of DATA; knob `sender_check` overrides it)
+and its refusal is sent as it wrote it. Accepted mail lands in an inbox a test can read (`GET /inbox`
+on the control API, and `.eml` files in state_dir/inbox). Every SMTP command is journaled (service
+"smtp_relay", method "SMTP", path = the command) and can be faulted like an HTTP request. README.md
+in this folder describes it.
 """
 
 import asyncio
@@ -24,7 +26,8 @@ from http import HTTPStatus
 
 from aiosmtpd.smtp import ALLOWED_BEFORE_STARTTLS, SMTP, AuthResult
 
-from .core import LOCALHOST, HttpError, Response, Service, control_route, json_object
+from .core import (END_OF_DATA, IMPLICIT_TLS, LOCALHOST, MAIL_FROM, SENDER_CHECK_STAGES, STARTTLS, HttpError,
+                   Response, Service, control_route, json_object)
 
 # aiosmtpd logs every session on "mail.log" (INFO) and setup remarks at WARNING; the sandbox's
 # stderr is for real errors (a handler exception is still logged at ERROR).
@@ -33,11 +36,13 @@ logging.getLogger("mail.log").setLevel(logging.ERROR)
 # TLS from the first byte, which aiosmtpd does not know about. Its warning does not apply here.
 warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
 
-RELAY_HOSTNAME = "mail.smtp2go.com"
+# The name in the greeting and EHLO answer: the relay answers for every provider's host at once, so
+# it names none of them.
+RELAY_HOSTNAME = "relay.sandbox.localhost"
 GREETING_IDENT = "ESMTP karto sandbox relay"
 
-STARTTLS_LISTENER = "starttls"
-IMPLICIT_TLS_LISTENER = "implicit_tls"
+STARTTLS_LISTENER = STARTTLS
+IMPLICIT_TLS_LISTENER = IMPLICIT_TLS
 BLACKHOLE_LISTENER = "blackhole"  # accepts TCP connections and never sends a byte
 CLOSED_LISTENER = "closed"  # a port held bound but never listening: connections are refused
 
@@ -50,11 +55,12 @@ TLS_HANDSHAKE_TIMEOUT_SECONDS = 30
 STARTTLS_REQUIRED_REPLY = "530 Must issue a STARTTLS command first"
 
 # Reply to RCPT TO for an address in the reject_recipients knob (Postfix's wording, which many
-# relays and mailbox servers use; SMTP2GO itself accepts any recipient and bounces later).
+# relays and mailbox servers use; a relay provider that accepts any recipient bounces later instead).
 RECIPIENT_REJECTED_REPLY = "550 5.1.1 <{address}>: Recipient address rejected: User unknown"
 
 
 AUTH_MECHANISMS = ("LOGIN", "PLAIN")
+SENDER_CHECK_BACKEND = "backend"  # knob value: the stage of the backend that authenticated the login
 
 
 def _mechanism_list(value):
@@ -79,10 +85,11 @@ KNOBS = {
     # (aiosmtpd require_starttls). "no_tls": it offers no STARTTLS and advertises AUTH in clear,
     # like a relay port without TLS.
     "plain_port_mode": ("starttls_required", ("starttls_required", "no_tls")),
-    # Where an unverified sender is refused: "mail_from" (the envelope sender, at MAIL FROM) or
-    # "end_of_data" (the From header, after the message, which is where SMTP2GO was observed to
-    # refuse; see the SMTP2GO section of README.md). The Go error text is the same either way.
-    "sender_check": ("mail_from", ("mail_from", "end_of_data")),
+    # Where an unverified sender is refused: "backend" (each relay backend's own stage,
+    # RelayBackend.sender_check), or for every backend "mail_from" (the envelope sender, at MAIL
+    # FROM) or "end_of_data" (the From header, after the message). The Go error text is the same
+    # either way; a client that only probes (no DATA) sees the refusal only at MAIL FROM.
+    "sender_check": (SENDER_CHECK_BACKEND, (SENDER_CHECK_BACKEND, *SENDER_CHECK_STAGES)),
     # Addresses refused at RCPT TO with RECIPIENT_REJECTED_REPLY (case-insensitive), as a relay
     # that knows its recipients refuses an unknown user.
     "reject_recipients": ([], _address_list),
@@ -110,10 +117,12 @@ def smtp_reply(text, default_code=550):
 
 
 class _AuthenticatedUser:
-    """What aiosmtpd keeps as `session.auth_data`: the login only, never the password."""
+    """What aiosmtpd keeps as `session.auth_data`: the login and the relay backend that accepted it,
+    never the password."""
 
-    def __init__(self, login):
+    def __init__(self, login, backend):
         self.login = login
+        self.backend = backend
 
 
 class _RelaySession(SMTP):
@@ -152,6 +161,18 @@ class _RelaySession(SMTP):
     def auth_user(self):
         auth_data = self.session.auth_data if self.session else None
         return getattr(auth_data, "login", None)
+
+    @property
+    def auth_backend(self):
+        auth_data = self.session.auth_data if self.session else None
+        return getattr(auth_data, "backend", None)
+
+    def sender_check_stage(self):
+        """MAIL_FROM or END_OF_DATA for this session: the knob, or its backend's own stage."""
+        if self.sender_check != SENDER_CHECK_BACKEND:
+            return self.sender_check
+        backend = self.auth_backend
+        return backend.sender_check if backend is not None else MAIL_FROM
 
     def _wrapped(self, command, method):
         @functools.wraps(method)
@@ -215,14 +236,15 @@ class _RelaySession(SMTP):
 
 
 class _RelayHandler:
-    """aiosmtpd hooks: sender check at MAIL FROM, delivery to the inbox at the end of DATA."""
+    """aiosmtpd hooks: the sender check at MAIL FROM or at the end of DATA (the session's stage),
+    delivery to the inbox at the end of DATA."""
 
     def __init__(self, relay):
         self.relay = relay
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        if server.sender_check == "mail_from":
-            ok, reply = self.relay.sender_allowed(server.auth_user, address)
+        if server.sender_check_stage() == MAIL_FROM:
+            ok, reply = self.relay.sender_allowed(server, address)
             if not ok:
                 return smtp_reply(reply)
         envelope.mail_from = address
@@ -237,9 +259,9 @@ class _RelayHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if server.sender_check == "end_of_data":
+        if server.sender_check_stage() == END_OF_DATA:
             parsed = email.message_from_bytes(envelope.original_content or b"", policy=email.policy.default)
-            ok, reply = self.relay.sender_allowed(server.auth_user, str(parsed.get("From", "")))
+            ok, reply = self.relay.sender_allowed(server, str(parsed.get("From", "")))
             if not ok:
                 return smtp_reply(reply)
         message = self.relay.deliver(server, envelope)
@@ -376,29 +398,24 @@ class SmtpRelay(Service):
             if self._closed_socket is not None:
                 self._closed_socket.close()
 
-    # SMTP2GO lookups (the SMTP2GO emulator owns users and senders)
-
-    def _smtp2go(self):
-        return self.context.services.get("smtp2go_api")
+    # Relay backends (the emulators own users and senders; see core.RelayBackend)
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         login = auth_data.login.decode("utf-8", "replace")
         password = auth_data.password.decode("utf-8", "replace")
         server.attempted_login = login
-        smtp2go = self._smtp2go()
-        if smtp2go is None:
-            return AuthResult(success=False, handled=False,
-                              message="454 4.7.0 Temporary authentication failure (no smtp2go_api emulator)")
-        ok, reply = smtp2go.authenticate(login, password)
-        if ok:
-            return AuthResult(success=True, auth_data=_AuthenticatedUser(login))
+        backend, (ok, reply) = self.context.relay_backends.authenticate(login, password)
+        if ok and backend is not None:
+            return AuthResult(success=True, auth_data=_AuthenticatedUser(login, backend))
         return AuthResult(success=False, handled=False, message=smtp_reply(reply, default_code=535))
 
-    def sender_allowed(self, login, mail_from):
-        smtp2go = self._smtp2go()
-        if smtp2go is None:
-            return False, "451 4.3.0 Sender check unavailable (no smtp2go_api emulator)"
-        return smtp2go.sender_allowed(login, mail_from)
+    @staticmethod
+    def sender_allowed(server, mail_from):
+        """(ok, reply) from the backend that authenticated the session's login."""
+        backend = server.auth_backend
+        if backend is None:  # AUTH is required before MAIL, so only a bug gets here
+            return False, "451 4.3.0 Sender check unavailable (no relay backend for this login)"
+        return backend.sender_allowed(server.auth_user, mail_from)
 
     # Inbox
 

@@ -357,10 +357,14 @@ UPDATE_CONSTRAINTS = {
     "mfa_phone_otp_length": _UNSIGNED_INT16,
 }
 
-# `smtp_host: ""` disables custom SMTP: "Api resets all values when SMTP is disabled" (supabase/cli),
-# so every smtp_* key goes to null; and the email rate limit goes back to 2/h ("When disabling,
-# backend will handle resetting to default", Studio SmtpForm.tsx; supabase/supabase PR 40638).
+# `smtp_host: ""` disables custom SMTP: "Api resets all values when SMTP is disabled" (supabase/cli
+# apps/cli-go/pkg/config/auth.go), so every smtp_* key goes to null; and the email rate limit goes
+# back to the fresh project's 2/h: "When disabling, backend will handle resetting to default"
+# (Studio SmtpForm.tsx) and "Verified changes on prod - enabling custom smtp brings rate limit
+# emails to 30, disabling brings it back to 2" (supabase/supabase PR 40638 review). Observed through
+# the Dashboard; that the v1 PATCH with `smtp_host: ""` takes the same backend path is assumed.
 SMTP_FIELDS = tuple(name for name in AUTH_CONFIG_FIELDS if name.startswith("smtp_"))
+DISABLED_SMTP_RATE_LIMIT_EMAIL_SENT = 2
 
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -516,8 +520,10 @@ def apply_auth_config_update(config, body):
             value = int(value)  # 5.0 is an integer to a JavaScript validator
         config[name] = value
     if body.get("smtp_host") == "":
-        # "Api resets all values when SMTP is disabled" (supabase/cli auth.go); nothing else changes.
+        # See SMTP_FIELDS: every smtp_* to null, the email rate limit back to 2/h (also when the same
+        # PATCH names another rate_limit_email_sent: the reset is the backend's, after the update).
         config.update(dict.fromkeys(SMTP_FIELDS))
+        config["rate_limit_email_sent"] = DISABLED_SMTP_RATE_LIMIT_EMAIL_SENT
 
 
 def _zod_type_name(value):
@@ -613,18 +619,57 @@ class SupabaseManagementApi(HttpService):
             apply_auth_config_update(self._auth_configs[ref], body)
             return Response(HTTPStatus.OK, self._as_returned(ref), rate_limit_headers)
 
+    def _rate_limit_window(self, request, ref, route, default_limit, count=True):
+        """The request's rate-limit window (per token as presented, project and endpoint)."""
+        limit, window_seconds = self._rate_limits.get(ref, (default_limit, RATE_LIMIT_WINDOW_SECONDS))
+        key = (request.bearer_token(), ref, route)
+        if count:
+            return self._rate_limiter.hit(key, limit, window_seconds)
+        return self._rate_limiter.peek(key, limit, window_seconds)
+
+    @staticmethod
+    def _rate_limit_headers(window):
+        return {
+            "X-RateLimit-Limit": str(window.limit),
+            "X-RateLimit-Remaining": str(window.remaining),
+            "X-RateLimit-Reset": str(window.reset_seconds),
+        }
+
+    def _endpoint_of(self, request):
+        """(route, ref, the endpoint's limit) for rate-limit headers outside a handler."""
+        route_name, params = self.router.match(request)
+        default_limit = LOGS_RATE_LIMIT if route_name and route_name.endswith("/logs.all") else RATE_LIMIT
+        return route_name or f"{request.method} {request.path}", params.get("ref"), default_limit
+
+    def fault_headers(self, request, status):
+        """A faulted answer carries the rate-limit headers every answer of this API carries (the
+        request passed the gateway's limiter, so it counts; a 429 has none left)."""
+        route_name, ref, default_limit = self._endpoint_of(request)
+        with self.lock:
+            window = self._rate_limit_window(request, ref, route_name, default_limit)
+        headers = self._rate_limit_headers(window)
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            headers["X-RateLimit-Remaining"] = "0"
+        return headers
+
+    def handle(self, request):
+        response = super().handle(request)
+        if not any(name.lower() == "x-ratelimit-limit" for name in response.headers):
+            # An answer that did not pass _admit (unknown path, an emulator bug's 500) still carries
+            # the headers, as every answer of the real API does; not counted again.
+            route_name, ref, default_limit = self._endpoint_of(request)
+            with self.lock:
+                window = self._rate_limit_window(request, ref, route_name, default_limit, count=False)
+            response.headers = {**self._rate_limit_headers(window), **response.headers}
+        return response
+
     def _admit(self, request, ref, default_limit=RATE_LIMIT):
         """Count the request against its rate-limit window, then authenticate and authorize it.
         Returns the X-RateLimit-* headers every answer carries; raises 429, 401 or 404.
         `default_limit` is the endpoint's own limit per minute (30 for logs.all)."""
         token = request.bearer_token()
-        limit, window_seconds = self._rate_limits.get(ref, (default_limit, RATE_LIMIT_WINDOW_SECONDS))
-        window = self._rate_limiter.hit((token, ref, request.route), limit, window_seconds)
-        headers = {
-            "X-RateLimit-Limit": str(window.limit),
-            "X-RateLimit-Remaining": str(window.remaining),
-            "X-RateLimit-Reset": str(window.reset_seconds),
-        }
+        window = self._rate_limit_window(request, ref, request.route, default_limit)
+        headers = self._rate_limit_headers(window)
         if not window.allowed:
             raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "Too many requests", headers)
         if token not in self._token_refs:

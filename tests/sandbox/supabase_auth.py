@@ -29,23 +29,16 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import quote
 
-from .core import LOCALHOST, SERVER_CERT_NAMES, HttpError, HttpService, Response, control_route, json_object, route
+from .core import LOCALHOST, HttpError, HttpService, Response, control_route, json_object, route
 
 AUTH_BASE_PATH = "/auth/v1"
 
-# How an SMTP host/port stored in the auth config reaches a server on this machine. Relay hosts map
-# each port the provider publishes to one of the local relay's listeners ("SSL: 465, 8465 and 443;
-# TLS (or no encryption): 25, 2525, 8025, 587 and 80", developers.smtp2go.com/docs/smtp-relay); a
-# port the provider does not publish is silently dropped (the dial times out), reported with the
-# documentation address below because the sandbox has no real one. localhost/127.0.0.1 connect
-# straight to that port here; any other name does not resolve.
-SMTP_ROUTES = {
-    "mail.smtp2go.com": {
-        "address": "203.0.113.25",  # TEST-NET-3, stands in for SMTP2GO's address in error texts
-        "ports": {465: "implicit_tls", 8465: "implicit_tls", 443: "implicit_tls",
-                  25: "starttls", 587: "starttls", 2525: "starttls", 8025: "starttls", 80: "starttls"},
-    },
-}
+# How an SMTP host/port stored in the auth config reaches a server on this machine: a host one of
+# the relay backends registered (context.relay_backends, core.RelayBackend) goes to the local relay,
+# the port choosing the listener by the backend's `ports` (the ports the provider publishes, each
+# with its TLS mode); a port the provider does not publish is silently dropped (the dial times out),
+# reported with the backend's documentation `address` because the sandbox has no real one.
+# localhost/127.0.0.1 connect straight to that port here; any other name does not resolve.
 LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 DEFAULT_SMTP_CONNECT_TIMEOUT_SECONDS = 10.0  # gomail's net.DialTimeout
@@ -63,6 +56,16 @@ NO_API_KEY_BODY = {"message": "No API key found in request",
                    "hint": "No `apikey` request header or url param was found."}
 INVALID_API_KEY_BODY = {"message": "Invalid API key",
                         "hint": "Double check your Supabase `anon` or `service_role` API key."}
+# "You cannot send a publishable or secret key in the `Authorization: Bearer ...` header, except if
+# the value exactly equals the `apikey` header" (supabase.com/docs/guides/api/api-keys, "Known
+# limitations and compatibility differences"): the gateway refuses such a request before Auth. The
+# refusal's wording is not published: this body (Kong's shape) is ASSUMED.
+NEW_API_KEY_PREFIXES = ("sb_publishable_", "sb_secret_")
+API_KEY_IN_AUTHORIZATION_BODY = {
+    "message": "Invalid API key",
+    "hint": "A publishable or secret API key may only be sent in the Authorization header when it equals "
+            "the `apikey` header.",
+}
 
 # Knobs per project (POST /supabase-auth/projects/{ref}/knobs): (default, check, what it must be).
 KNOBS = {
@@ -127,6 +130,36 @@ def _go_json_syntax_error(body):
             return "unexpected end of JSON input"
         return f"invalid character '{text[position]}' looking for beginning of value"
     return "unexpected end of JSON input"
+
+
+def required_character_sets(value):
+    """GoTrue's PasswordRequiredCharacters.Decode: the sets are separated by ":", and a set that ends
+    in a backslash goes on with ":" and the next part (supabase/auth internal/conf/configuration.go)."""
+    parts = (value or "").split(":")
+    for index in range(len(parts) - 1):
+        part = parts[index]
+        if part and part.endswith("\\"):
+            parts[index] = part[:-1] + ":" + parts[index + 1]
+            parts[index + 1] = ""
+    return [part for part in parts if part]
+
+
+def check_password_strength(config, password):
+    """GoTrue's checkPasswordStrength (supabase/auth internal/api/password.go), without the
+    HaveIBeenPwned check: 422 weak_password with every reason ("length", "characters") and their
+    messages joined by a space. The hosted config's password_min_length (GoTrue's default 6 when
+    unset) and password_required_characters feed it."""
+    minimum = config.get("password_min_length") or 6
+    sets = required_character_sets(config.get("password_required_characters"))
+    reasons, messages = [], []
+    if len(password) < minimum:
+        reasons.append("length")
+        messages.append(f"Password should be at least {minimum} characters.")
+    if any(not any(char in password for char in characters) for characters in sets):
+        reasons.append("characters")
+        messages.append(f"Password should contain at least one character of each: {', '.join(sets)}.")
+    if reasons:
+        raise AuthApiError(422, "weak_password", " ".join(messages), extra={"weak_password": {"reasons": reasons}})
 
 
 def go_time(at):
@@ -214,10 +247,11 @@ class _SmtpConversation:
     """One gomail DialAndSend: connect, (implicit TLS | EHLO, STARTTLS when offered), AUTH, MAIL,
     RCPT, DATA, QUIT. Raises SmtpSendError with Go's error text."""
 
-    def __init__(self, settings, target, ca_cert, connect_timeout):
+    def __init__(self, settings, target, ca_cert, connect_timeout, certificate_names=()):
         self.settings = settings
         self.target = target
         self.ca_cert = ca_cert
+        self.certificate_names = tuple(certificate_names)  # for Go's "certificate is valid for ..." text
         self.connect_timeout = connect_timeout
         self.sock = None
         self.reader = None
@@ -256,7 +290,7 @@ class _SmtpConversation:
     def _certificate_names(self):
         """The names Go lists: the certificate's IP SANs for an IP host, else its DNS names."""
         is_ip = re.match(r"^[0-9.]+$|:", self.settings.host) is not None
-        return [name for name in SERVER_CERT_NAMES if (re.match(r"^[0-9.]+$", name) is not None) == is_ip]
+        return [name for name in self.certificate_names if (re.match(r"^[0-9.]+$", name) is not None) == is_ip]
 
     # Wire
 
@@ -439,8 +473,9 @@ class _SmtpConversation:
         self._read_response(250)
 
 
-def route_smtp(host, port_text, relay_ports):
-    """SmtpTarget for the stored host and port (see SMTP_ROUTES)."""
+def route_smtp(host, port_text, relay_ports, relay_backends):
+    """SmtpTarget for the stored host and port: see the routing comment above LOCAL_HOSTS.
+    `relay_ports` maps the relay's listeners (core.IMPLICIT_TLS, core.STARTTLS) to local ports."""
     text = port_text.strip()
     if ":" in host:
         return SmtpTarget(error=f"dial tcp: address {host}:{text}: too many colons in address")
@@ -450,11 +485,11 @@ def route_smtp(host, port_text, relay_ports):
     name = host.lower().rstrip(".")
     if name in LOCAL_HOSTS:
         return SmtpTarget(port=port, remote=f"127.0.0.1:{port}")
-    route = SMTP_ROUTES.get(name)
-    if route is None:
+    backend = relay_backends.for_host(name)
+    if backend is None:
         return SmtpTarget(error=f"dial tcp: lookup {host}: no such host")
-    remote = f"{route['address']}:{port}"
-    listener = route["ports"].get(port)
+    remote = f"{backend.address}:{port}"
+    listener = backend.ports.get(port)
     if listener is None:  # delay None: the caller fills in the connect timeout
         return SmtpTarget(error=f"dial tcp {remote}: i/o timeout", delay=None, remote=remote)
     if listener not in relay_ports:  # no relay running in this sandbox
@@ -534,6 +569,9 @@ class SupabaseAuth(HttpService):
         if found is None:
             return Response(HTTPStatus.UNAUTHORIZED, INVALID_API_KEY_BODY)
         ref, key_role = found
+        bearer = request.bearer_token()
+        if bearer is not None and bearer.startswith(NEW_API_KEY_PREFIXES) and bearer != key:
+            return Response(HTTPStatus.UNAUTHORIZED, API_KEY_IN_AUTHORIZATION_BODY)
         call = _Call(self, ref, self._api().stored_auth_config(ref), path, request, key_role, self.knobs(ref))
         outcome = {}
         done = threading.Event()
@@ -569,14 +607,18 @@ class SupabaseAuth(HttpService):
         if "error" in outcome:
             return self._error_response(call, outcome["error"])
         self._log_completed(call, HTTPStatus.OK)
-        return Response(HTTPStatus.OK, outcome["body"], {"X-Request-Id": call.request_id})
+        # GoTrue sends no X-Request-Id: the request id reaches a client only as `error_id` of a 5xx.
+        return Response(HTTPStatus.OK, outcome["body"])
 
     def _api_version(self, call):
         value = call.request.headers.get("X-Supabase-Api-Version") or ""
         return value if re.match(r"^\d{4}-\d{2}-\d{2}$", value) and value >= "2024-01-01" else None
 
     def _error_response(self, call, error):
-        headers = {"X-Request-Id": call.request_id, "x-sb-error-code": error.error_code}
+        # No X-Request-Id header (GoTrue sets none); a 5xx carries the request id as `error_id`, the
+        # `request_id` of the request's log lines (supabase/auth internal/api/errors.go HandleResponseError:
+        # `ErrorID: errorID` from `getRequestID(r.Context())` for status >= 500).
+        headers = {"x-sb-error-code": error.error_code}
         if self._api_version(call):
             headers["X-Supabase-Api-Version"] = "2024-01-01"
             body = {"code": error.error_code, "message": error.message, **error.extra}
@@ -752,7 +794,7 @@ class SupabaseAuth(HttpService):
         relay = self.context.services.get("smtp_relay")
         relay_ports = dict(relay.ports) if relay is not None else {}
         host, port_text = config.get("smtp_host") or "", config.get("smtp_port") or "587"
-        target = route_smtp(host, port_text, relay_ports)
+        target = route_smtp(host, port_text, relay_ports, self.context.relay_backends)
         connect_timeout = call.knobs["smtp_connect_timeout_seconds"]
         if target.error and target.delay is None:
             target.delay = connect_timeout  # a dropped SYN: the dial waits its whole timeout
@@ -761,7 +803,8 @@ class SupabaseAuth(HttpService):
                                 from_header=from_header, envelope_from=config.get("smtp_admin_email") or "")
         message = build_message(from_header, recipient, subject, html, time.time())
         try:
-            _SmtpConversation(settings, target, str(self.context.tls.ca_cert), connect_timeout).run(recipient, message)
+            tls = self.context.tls
+            _SmtpConversation(settings, target, str(tls.ca_cert), connect_timeout, tls.names).run(recipient, message)
         except SmtpSendError as error:
             return str(error)
         return None
@@ -807,10 +850,7 @@ class SupabaseAuth(HttpService):
             password = body.get("password") or ""
             if not password:
                 raise AuthApiError(400, "validation_failed", "Signup requires a valid password")
-            minimum = config.get("password_min_length") or 6
-            if len(password) < minimum:
-                raise AuthApiError(422, "weak_password", f"Password should be at least {minimum} characters.",
-                                   extra={"weak_password": {"reasons": ["length"]}})
+            check_password_strength(config, password)
         if not config.get("external_email_enabled", True):
             raise AuthApiError(400, "email_provider_disabled", "Email signups are disabled")
         address = self._validate_email(body.get("email") or "")
@@ -915,12 +955,18 @@ class SupabaseAuth(HttpService):
         return {}
 
     def _require_admin(self, call):
-        """requireAdminCredentials: a service_role bearer (legacy JWT or secret key); the gateway also
-        lets a secret key in `apikey` stand for it."""
+        """requireAdminCredentials: a service_role bearer. A publishable or secret key in `apikey` with
+        no Authorization header, or with `Authorization: Bearer <the same key>`, reaches GoTrue with
+        the gateway's JWT for the key's role in its place (anon, service_role); a different new-style
+        key in Authorization never gets here (the gateway's 401 in _serve). A legacy JWT bearer is
+        checked as it is."""
         token = call.request.bearer_token()
+        apikey = call.request.headers.get("apikey") or call.request.query.get("apikey") or ""
+        if apikey.startswith(NEW_API_KEY_PREFIXES) and token in (None, apikey):
+            if call.key_role != "service_role":
+                raise AuthApiError(403, "not_admin", "User not allowed")
+            return
         if token is None:
-            if call.key_role == "service_role" and (call.request.headers.get("apikey") or "").startswith("sb_secret_"):
-                return
             raise AuthApiError(401, "no_authorization", "This endpoint requires a valid Bearer token")
         found = self._api().project_for_api_key(token)
         if found is None or found[0] != call.ref:

@@ -11,6 +11,12 @@ For each module in ``plugins/modules`` this script:
   ``short_description`` and ``description``), EXAMPLES and RETURN;
 * checks that ``ansible-doc --list`` shows exactly the modules of ``plugins/modules``.
 
+When the collection found under DIR is an installed artifact (it has a ``MANIFEST.json``;
+the checkout has none), its ``FILES.json`` is checked too: it must hold LICENSE, README.md,
+the changelog, meta/runtime.yml and every module, role and top-level playbook of the
+checkout, and none of the development files ``build_ignore`` in galaxy.yml keeps out
+(tests/, .venv/, build/, .ci/, benchmarks/, scripts/, the sandbox inventory, ...).
+
 Usage: docs_check.py --collections-path DIR [--output-dir DIR] [--label TEXT]
 The collection is looked up only in DIR (ANSIBLE_COLLECTIONS_PATH).
 """
@@ -28,6 +34,15 @@ FQCN = 'karto.supabase_mail'
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BAD_STDERR = re.compile(r'^\s*\[(WARNING|ERROR|DEPRECATION WARNING)\]', re.MULTILINE)
 
+# What a built artifact must and must not hold (paths relative to the collection root).
+ARTIFACT_REQUIRED = ('LICENSE', 'README.md', 'CHANGELOG.md', 'changelogs/changelog.yaml',
+                     'changelogs/config.yaml', 'meta/runtime.yml', 'requirements.txt')
+ARTIFACT_FORBIDDEN_PREFIXES = ('tests/', '.venv/', 'build/', '.ci/', 'benchmarks/', 'scripts/',
+                               '.git/', '.pytest_cache/', '.ansible/', 'demo-state/',
+                               'playbooks/inventory/sandbox/')
+ARTIFACT_FORBIDDEN_FILES = ('Makefile', 'requirements-dev.txt', '.ansible-lint', '.gitignore',
+                            'changelogs/.plugin-cache.yaml')
+
 
 def modules_in_checkout() -> list[str]:
     mod_dir = os.path.join(REPO, 'plugins', 'modules')
@@ -37,6 +52,34 @@ def modules_in_checkout() -> list[str]:
         os.path.splitext(n)[0] for n in os.listdir(mod_dir)
         if n.endswith('.py') and n != '__init__.py'
     )
+
+
+def artifact_errors(collection_dir: str) -> list[str]:
+    """What is missing from, or should not be in, an installed artifact (from its FILES.json)."""
+    try:
+        with open(os.path.join(collection_dir, 'FILES.json'), encoding='utf-8') as f:
+            entries = json.load(f)['files']
+    except (OSError, ValueError, KeyError) as exc:
+        return ['artifact %s: cannot read FILES.json: %s' % (collection_dir, exc)]
+    files = {e['name'] for e in entries if e.get('ftype') == 'file'}
+    wanted = list(ARTIFACT_REQUIRED)
+    wanted += ['plugins/modules/%s.py' % m for m in modules_in_checkout()]
+    roles_dir = os.path.join(REPO, 'roles')
+    if os.path.isdir(roles_dir):
+        wanted += ['roles/%s/meta/argument_specs.yml' % r for r in sorted(os.listdir(roles_dir))
+                   if os.path.isfile(os.path.join(roles_dir, r, 'meta', 'argument_specs.yml'))]
+    playbooks_dir = os.path.join(REPO, 'playbooks')
+    if os.path.isdir(playbooks_dir):
+        wanted += ['playbooks/%s' % n for n in sorted(os.listdir(playbooks_dir)) if n.endswith(('.yml', '.yaml'))]
+    errors = ['artifact lacks %s' % w for w in wanted if w not in files]
+    unwanted = sorted(
+        n for n in files
+        if n.startswith(ARTIFACT_FORBIDDEN_PREFIXES) or n in ARTIFACT_FORBIDDEN_FILES
+        or '/__pycache__/' in '/' + n or n.endswith('.pyc')
+    )
+    if unwanted:
+        errors.append('artifact holds development files (see build_ignore in galaxy.yml): %s' % ', '.join(unwanted))
+    return errors
 
 
 def ansible_doc(ansible_doc_bin: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -106,6 +149,13 @@ def main() -> int:
     if listed != modules:
         errors.append('ansible-doc --list %s shows %s, plugins/modules has %s\n%s'
                       % (FQCN, listed, modules, listing.stderr.strip()))
+
+    installed = os.path.join(os.path.abspath(opts.collections_path), 'ansible_collections', *FQCN.split('.'))
+    if os.path.isfile(os.path.join(installed, 'MANIFEST.json')):
+        content_errors = artifact_errors(installed)
+        errors.extend(content_errors)
+        if not content_errors:
+            print('docs-check%s: artifact contents as expected (LICENSE, changelog, no development files)' % label)
 
     for e in errors:
         print('docs-check%s: FAILED: %s' % (label, e), file=sys.stderr)

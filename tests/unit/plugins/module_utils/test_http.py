@@ -8,6 +8,7 @@ import requests
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import (
     USER_AGENT,
     ApiClient,
+    NO_RETRY,
     ApiError,
     RetryPolicy,
     parse_wait_header,
@@ -79,16 +80,26 @@ class FakeResponse:
 
 
 class FakeSession:
-    """Answers from a script; records what was asked. Items are responses or exceptions."""
+    """Answers from a script; records what was asked. Items are responses or exceptions, or
+    (seconds, item): the answer takes that long on the clock, and a read timeout shorter than
+    that ends the try with ReadTimeout after the read timeout."""
 
-    def __init__(self, script):
+    def __init__(self, script, clock=None):
         self.script = list(script)
         self.calls = []
         self.headers = {}
+        self.clock = clock
 
     def request(self, method, url, **kwargs):
         self.calls.append((method, url, kwargs))
         item = self.script.pop(0)
+        if isinstance(item, tuple):
+            seconds, item = item
+            read_timeout = kwargs["timeout"][1]
+            if seconds > read_timeout:
+                self.clock.now += read_timeout
+                raise requests.exceptions.ReadTimeout("read timed out")
+            self.clock.now += seconds
         if isinstance(item, Exception):
             raise item
         return item
@@ -108,8 +119,9 @@ class FakeClock:
 
 
 def make_client(script, budget=60, secrets=()):
+    """A client with timeout 10; budget None keeps the default budget (2 x timeout = 20 s)."""
     clock = FakeClock()
-    session = FakeSession(script)
+    session = FakeSession(script, clock)
     client = ApiClient("http://api.test/", timeout=10, retry_budget=budget, secrets=secrets,
                        session=session, sleep=clock.sleep, clock=clock.monotonic)
     return client, session, clock
@@ -194,3 +206,134 @@ def test_non_json_success_is_an_error_without_the_secret():
     with pytest.raises(ApiError) as caught:
         client.request("GET", "/v1/x")
     assert "expected JSON" in str(caught.value) and secret not in str(caught.value)
+
+
+def test_503_carrying_a_rate_limit_reset_is_retried_with_backoff_not_given_up():
+    # Supabase sends X-RateLimit-Reset (60 s windows) on every answer: it says nothing about a 503.
+    client, session, clock = make_client([
+        FakeResponse(503, {"message": "upstream down"}, {"X-RateLimit-Reset": "60", "X-RateLimit-Remaining": "119"}),
+        FakeResponse(200, {"ok": 1}),
+    ], budget=None)
+    assert client.request("GET", "/v1/x") == {"ok": 1}
+    assert len(session.calls) == 2
+    assert clock.sleeps and clock.sleeps[0] <= 1.0  # the first backoff step, not 60 s
+    assert clock.now <= 20
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_other_5xx_ignore_wait_headers_too(status):
+    client, session, clock = make_client([
+        FakeResponse(status, {}, {"Retry-After": "45"}),
+        FakeResponse(200, {"ok": 1}),
+    ], budget=None)
+    assert client.request("GET", "/v1/x") == {"ok": 1}
+    assert clock.sleeps[0] <= 1.0
+
+
+def test_429_wait_beyond_the_budget_gives_up_at_once_naming_the_wait():
+    client, session, clock = make_client([FakeResponse(429, {"message": "slow down"}, {"X-RateLimit-Reset": "60"})],
+                                         budget=None)
+    with pytest.raises(ApiError) as caught:
+        client.request("GET", "/v1/x")
+    assert len(session.calls) == 1 and clock.sleeps == []
+    assert caught.value.status == 429 and caught.value.retry_after == 60.0
+
+
+def test_503_error_does_not_report_a_rate_limit_reset_as_retry_after():
+    client, _session, _clock = make_client([FakeResponse(503, {}, {"X-RateLimit-Reset": "60"})] * 50, budget=None)
+    with pytest.raises(ApiError) as caught:
+        client.request("GET", "/v1/x")
+    assert caught.value.status == 503 and caught.value.retry_after is None
+
+
+def test_timed_out_tries_stay_within_the_budget():
+    # timeout 10, budget 20: the last try may only wait for what is left of the budget.
+    client, session, clock = make_client([(60, FakeResponse(200, {}))] * 10, budget=None)
+    with pytest.raises(ApiError) as caught:
+        client.request("GET", "/v1/x")
+    assert clock.now <= 20.0
+    assert len(session.calls) == 2
+    read_timeouts = [call[2]["timeout"][1] for call in session.calls]
+    assert read_timeouts[0] == 10 and read_timeouts[1] < 10
+    assert "no answer" in str(caught.value)
+
+
+def test_slow_5xx_answers_never_run_the_request_past_the_budget():
+    # Each 503 takes 9 s: the third try would run to ~28 s with a full 10 s read timeout.
+    client, session, clock = make_client([(9, FakeResponse(503, {}))] * 10, budget=None)
+    with pytest.raises(ApiError):
+        client.request("GET", "/v1/x")
+    assert clock.now <= 20.0
+    for _method, _url, kwargs in session.calls:
+        connect_timeout, read_timeout = kwargs["timeout"]
+        assert connect_timeout <= read_timeout <= 10
+
+
+def test_each_try_waits_at_most_the_budget_left():
+    client, session, clock = make_client([(9.9, FakeResponse(503, {})), (1, FakeResponse(200, {"ok": 1}))],
+                                         budget=None)
+    assert client.request("GET", "/v1/x") == {"ok": 1}
+    _method, _url, kwargs = session.calls[1]
+    assert kwargs["timeout"][1] == pytest.approx(20 - 9.9 - clock.sleeps[0])
+
+
+def test_lost_answer_to_a_create_says_outcome_unknown_after_a_timeout():
+    client, session, _clock = make_client([(60, FakeResponse(200, {}))], budget=None)
+    with pytest.raises(ApiError) as caught:
+        client.request("POST", "/v3/add", json_body={}, idempotent=False)
+    assert len(session.calls) == 1 and caught.value.outcome_unknown is True
+
+
+class WaitHookClient(ApiClient):
+    """A provider whose 429 body names the wait, and whose other 429s cannot be waited out."""
+
+    def retry_wait(self, status, headers, body):
+        if isinstance(body, dict) and body.get("wait") is not None:
+            return float(body["wait"])
+        return NO_RETRY
+
+
+def make_hook_client(script, rate_limit_wait=None, budget=None):
+    clock = FakeClock()
+    session = FakeSession(script, clock)
+    client = WaitHookClient("http://api.test/", timeout=10, retry_budget=budget, rate_limit_wait=rate_limit_wait,
+                            session=session, sleep=clock.sleep, clock=clock.monotonic)
+    return client, session, clock
+
+
+def test_client_hook_names_the_429_wait_and_the_loop_waits_it():
+    client, session, clock = make_hook_client([FakeResponse(429, {"wait": 3}), FakeResponse(200, {"sent": 1})])
+    assert client.request("POST", "/send", json_body={}, idempotent=False) == {"sent": 1}
+    assert len(session.calls) == 2
+    assert 3.0 <= clock.sleeps[0] <= 3.3
+
+
+def test_client_hook_can_refuse_to_retry_a_429():
+    client, session, clock = make_hook_client([FakeResponse(429, {"msg": "hourly limit"}), FakeResponse(200, {})])
+    with pytest.raises(ApiError) as caught:
+        client.request("POST", "/send", json_body={}, idempotent=False)
+    assert len(session.calls) == 1 and clock.sleeps == []
+    assert caught.value.status == 429 and caught.value.retry_after is None
+
+
+def test_rate_limit_wait_allows_a_429_wait_longer_than_the_budget_and_bounds_it():
+    # budget 20 (timeout 10) but rate_limit_wait 65: a 40 s wait is taken, the try after it has its full timeout.
+    client, session, clock = make_hook_client([FakeResponse(429, {"wait": 40}), FakeResponse(200, {"sent": 1})],
+                                              rate_limit_wait=65)
+    assert client.request("POST", "/send", json_body={}, idempotent=False) == {"sent": 1}
+    assert 40 <= clock.sleeps[0] <= 40.3
+    assert session.calls[1][2]["timeout"][1] == 10
+    client, session, clock = make_hook_client([FakeResponse(429, {"wait": 70}), FakeResponse(200, {})],
+                                              rate_limit_wait=65)
+    with pytest.raises(ApiError) as caught:
+        client.request("POST", "/send", json_body={}, idempotent=False)
+    assert len(session.calls) == 1 and clock.sleeps == []
+    assert caught.value.retry_after == 70.0
+
+
+def test_rate_limit_wait_zero_never_waits():
+    client, session, clock = make_hook_client([FakeResponse(429, {"wait": 1}), FakeResponse(200, {})],
+                                              rate_limit_wait=0)
+    with pytest.raises(ApiError):
+        client.request("POST", "/send", json_body={}, idempotent=False)
+    assert len(session.calls) == 1 and clock.sleeps == []

@@ -625,9 +625,11 @@ def test_authenticate(local):
     refused = (False, "535 Incorrect authentication data")
     assert service.authenticate(allowed, STRONG_PASSWORD + "x") == refused
     assert service.authenticate(blocked, STRONG_PASSWORD) == refused
-    assert service.authenticate("nobody-here", STRONG_PASSWORD) == refused
     assert service.authenticate(allowed, None) == refused
-    assert client.api_key and service.authenticate(client.api_key, STRONG_PASSWORD) == refused
+    # Not an SMTP user of this emulator: not its login (the relay asks the other backends, then
+    # answers with SMTP2GO's unknown_login_reply).
+    assert service.authenticate("nobody-here", STRONG_PASSWORD) is None
+    assert client.api_key and service.authenticate(client.api_key, STRONG_PASSWORD) is None
     assert [service.user_status(name) for name in (allowed, sandboxed, blocked, "nobody-here")] == \
         ["allowed", "sandbox", "blocked", None]
 
@@ -661,6 +663,19 @@ def test_sender_allowed(local):
     client.ok("/domain/verify", {"domain": "karto.example"})
     assert service.sender_allowed(username, "noreply@karto.example") == (True, "250 OK")
     assert service.sender_allowed(username, "noreply@sub.karto.example")[0] is False
+
+
+def test_registers_smtp2go_s_relay_backend(local):
+    service, _local_sandbox = local
+    [backend] = service.context.relay_backends.all()
+
+    assert backend.hosts == ("mail.smtp2go.com",)
+    # "SSL: 465, 8465 and 443; TLS (or no encryption): 25, 2525, 8025, 587 and 80" (docs/smtp-relay)
+    assert {port for port, mode in backend.ports.items() if mode == "implicit_tls"} == {465, 8465, 443}
+    assert {port for port, mode in backend.ports.items() if mode == "starttls"} == {25, 2525, 8025, 587, 80}
+    assert backend.sender_check == "end_of_data"  # observed: "From header sender domain not verified"
+    assert backend.unknown_login_reply == "535 Incorrect authentication data"
+    assert service.context.relay_backends.for_host("MAIL.SMTP2GO.COM") is backend
 
 
 def test_sender_allowed_follows_auto_verify(local):

@@ -3,6 +3,29 @@
 import pytest
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _dns_policy as policy
+from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_smtp2go import PROFILE as SMTP2GO
+
+# DNS identities as provider profiles give them. SMTP2GO's is the registered profile's; the others
+# are test data of the same shape (relays whose profiles have not landed yet).
+IDENTITIES = {
+    "smtp2go": policy.relay_identity(SMTP2GO.title, dict(SMTP2GO.dns, own_domain_steps=SMTP2GO.own_domain_steps)),
+    "sendgrid": policy.relay_identity("SendGrid", {
+        "spf_includes": ["sendgrid.net"], "dkim_cname_suffixes": ["sendgrid.net"], "dkim_txt_selectors": ["m1"],
+        "default_selectors": ["s1"],
+        "own_domain_steps": "authenticate it in SendGrid (Domain Authentication) and publish its CNAMEs"}),
+    "resend": policy.relay_identity("Resend", {
+        "spf_includes": ["amazonses.com"], "dkim_cname_suffixes": ["dkim.amazonses.com"],
+        "dkim_txt_selectors": ["resend"], "default_selectors": ["resend"]}),
+    "mailgun": policy.relay_identity("Mailgun", {
+        "spf_includes": ["mailgun.org"], "dkim_cname_suffixes": ["mailgun.org", "mgsend.net"],
+        "dkim_txt_selectors": ["*"]}),
+    "mailbox": policy.relay_identity("the mailbox's own SMTP server", {"signs_as_sender": True, "dkim_txt_selectors": ["*"]}),
+    "other": policy.relay_identity(),
+}
+
+
+def R(name):
+    return IDENTITIES[name]
 
 
 class FakeDns:
@@ -122,18 +145,18 @@ def test_pick_spf_refuses_two_records():
     ("v=spf1 include:spf.smtp2go.com ~all", "other", None),
 ])
 def test_spf_authorises_the_relay(record, relay, expected):
-    assert policy.spf_authorises(record, relay, FakeDns()) is expected
+    assert policy.spf_authorises(record, R(relay), FakeDns()) is expected
 
 
 def test_spf_follows_nested_includes_within_ten_lookups():
     nested = FakeDns(txt={"_spf.karto.test": ["v=spf1 include:_relays.karto.test -all"],
                           "_relays.karto.test": ["v=spf1 include:spf.smtp2go.com -all"]})
-    assert policy.spf_authorises("v=spf1 include:_spf.karto.test -all", "smtp2go", nested) is True
+    assert policy.spf_authorises("v=spf1 include:_spf.karto.test -all", R("smtp2go"), nested) is True
     assert nested.asked == ["_spf.karto.test", "_relays.karto.test"]
 
     chain = FakeDns(txt={"l%d.test" % i: ["v=spf1 include:l%d.test" % (i + 1)] for i in range(20)})
     chain.txt["l20.test"] = ["v=spf1 include:spf.smtp2go.com"]
-    assert policy.spf_authorises("v=spf1 include:l0.test", "smtp2go", chain) is False
+    assert policy.spf_authorises("v=spf1 include:l0.test", R("smtp2go"), chain) is False
     assert len(chain.asked) == policy.SPF_LOOKUP_LIMIT
 
 
@@ -160,7 +183,7 @@ def test_pick_dkim_key():
     ("other", "sel", True, None, True, True),
 ])
 def test_dkim_points_to_relay(relay, selector, given, target, usable, expected):
-    assert policy.dkim_points_to_relay(relay, selector, given, target, usable) is expected
+    assert policy.dkim_points_to_relay(R(relay), selector, given, target, usable) is expected
 
 
 @pytest.mark.parametrize("identifier, from_domain, mode, expected", [
@@ -186,31 +209,31 @@ def test_organisational_domain():
 
 
 def test_free_mail_through_a_relay_is_rejected_with_three_options():
-    result = policy.check_sender_domain("ro.ru", "smtp2go", FREE_MAIL)
+    result = policy.check_sender_domain("ro.ru", R("smtp2go"), FREE_MAIL)
     assert result["aligned"] is False and result["dmarc_pass"] is False
     assert result["consequence"] == "reject"
     assert result["verdict"] == "will be rejected by receivers that enforce DMARC (p=reject)"
     assert result["spf"]["authorises_relay"] is False and result["dkim"]["selector"] is None
     mailbox, own, risk = result["options"]
-    assert "relay: mailbox" in mailbox and "smtp.rambler.ru on port 465" in mailbox
+    assert "mailbox's own SMTP server instead of a relay" in mailbox and "smtp.rambler.ru on port 465" in mailbox
     assert "not ro.ru: its DNS belongs to Rambler" in own and "dkim.smtp2go.net" in own
     assert risk.startswith("Accept the risk")
 
 
 def test_free_mail_through_its_own_smtp_server_passes():
-    result = policy.check_sender_domain("ro.ru", "mailbox", FREE_MAIL)
+    result = policy.check_sender_domain("ro.ru", R("mailbox"), FREE_MAIL)
     assert (result["aligned"], result["dmarc_pass"], result["consequence"], result["verdict"]) == (
         True, True, "none", "passes")
     assert result["options"] == []
 
 
 def test_verified_domain_passes_by_dkim_or_by_spf():
-    by_dkim = policy.check_sender_domain("karto.test", "smtp2go", SMTP2GO_DOMAIN, dkim_selector="s123456")
+    by_dkim = policy.check_sender_domain("karto.test", R("smtp2go"), SMTP2GO_DOMAIN, dkim_selector="s123456")
     assert by_dkim["dkim"]["points_to_relay"] is True and by_dkim["dkim"]["target"] == "dkim.smtp2go.net"
     assert by_dkim["dkim"]["record"].startswith("v=DKIM1")
     assert by_dkim["verdict"] == "passes" and by_dkim["spf"]["aligned"] is False
 
-    by_spf = policy.check_sender_domain("karto.test", "smtp2go", SMTP2GO_DOMAIN,
+    by_spf = policy.check_sender_domain("karto.test", R("smtp2go"), SMTP2GO_DOMAIN,
                                         return_path_host="em123456.karto.test")
     assert by_spf["spf"] == {"domain": "em123456.karto.test", "record": "v=spf1 include:spf.smtp2go.com ~all",
                              "authorises_relay": True, "return_path": "em123456.karto.test", "aligned": True}
@@ -220,7 +243,7 @@ def test_verified_domain_passes_by_dkim_or_by_spf():
 def test_strict_spf_alignment_needs_the_from_domain_itself():
     dns = FakeDns(txt=dict(SMTP2GO_DOMAIN.txt, **{"_dmarc.karto.test": ["v=DMARC1; p=reject; aspf=s"]}),
                   cname=SMTP2GO_DOMAIN.cname)
-    result = policy.check_sender_domain("karto.test", "smtp2go", dns, return_path_host="em123456.karto.test")
+    result = policy.check_sender_domain("karto.test", R("smtp2go"), dns, return_path_host="em123456.karto.test")
     assert result["spf"]["authorises_relay"] is True and result["spf"]["aligned"] is False
     assert result["consequence"] == "reject"
 
@@ -228,14 +251,14 @@ def test_strict_spf_alignment_needs_the_from_domain_itself():
 def test_a_cname_to_the_relay_without_a_key_behind_it_is_not_aligned():
     dns = FakeDns(txt={"_dmarc.karto.test": ["v=DMARC1; p=reject"]},
                   cname={"s1._domainkey.karto.test": "gone.smtp2go.net"})
-    result = policy.check_sender_domain("karto.test", "smtp2go", dns, dkim_selector="s1")
+    result = policy.check_sender_domain("karto.test", R("smtp2go"), dns, dkim_selector="s1")
     assert result["dkim"]["points_to_relay"] is True and result["dkim"]["record"] is None
     assert result["dkim"]["aligned"] is False and result["consequence"] == "reject"
     assert any("no usable key is published there" in note for note in result["notes"])
 
 
 def test_wrong_relay_for_a_verified_domain_fails():
-    result = policy.check_sender_domain("karto.test", "sendgrid", SMTP2GO_DOMAIN, dkim_selector="s123456")
+    result = policy.check_sender_domain("karto.test", R("sendgrid"), SMTP2GO_DOMAIN, dkim_selector="s123456")
     assert result["dkim"]["points_to_relay"] is False and result["consequence"] == "reject"
     assert "authenticate it in SendGrid" in result["options"][1]
 
@@ -249,32 +272,32 @@ def test_wrong_relay_for_a_verified_domain_fails():
      "will be rejected by receivers that enforce DMARC (p=reject, pct=25; the rest may land in spam)"),
 ])
 def test_policy_decides_the_consequence_of_unaligned_mail(record, consequence, verdict):
-    result = policy.check_sender_domain("x.test", "smtp2go", FakeDns(txt={"_dmarc.x.test": [record]}))
+    result = policy.check_sender_domain("x.test", R("smtp2go"), FakeDns(txt={"_dmarc.x.test": [record]}))
     assert (result["consequence"], result["verdict"]) == (consequence, verdict)
     assert len(result["options"]) == 3
 
 
 def test_quarantine_options_name_the_share():
-    result = policy.check_sender_domain("x.test", "smtp2go", FakeDns(txt={"_dmarc.x.test": ["v=DMARC1; p=quarantine; pct=50"]}))
+    result = policy.check_sender_domain("x.test", R("smtp2go"), FakeDns(txt={"_dmarc.x.test": ["v=DMARC1; p=quarantine; pct=50"]}))
     assert "up to 50% of this mail in spam" in result["options"][2]
 
 
 def test_no_dmarc_record():
-    unaligned = policy.check_sender_domain("nodmarc.test", "smtp2go", FakeDns())
+    unaligned = policy.check_sender_domain("nodmarc.test", R("smtp2go"), FakeDns())
     assert unaligned["consequence"] == "no-dmarc" and unaligned["dmarc_pass"] is False
     assert unaligned["verdict"] == "not DMARC-protected (no DMARC record), delivery depends on the receiver"
     assert unaligned["dmarc"]["policy"] is None and unaligned["dmarc"]["rua"] == []
 
-    aligned = policy.check_sender_domain("nodmarc.test", "mailbox", FakeDns())
+    aligned = policy.check_sender_domain("nodmarc.test", R("mailbox"), FakeDns())
     assert aligned["aligned"] is True and aligned["dmarc_pass"] is False
     assert aligned["options"][0].startswith("Publish a DMARC record for nodmarc.test")
 
 
 def test_default_selectors_are_looked_up_for_relays_that_have_one():
     dns = FakeDns()
-    assert policy.check_sender_domain("x.test", "resend", dns)["dkim"]["name"] == "resend._domainkey.x.test"
-    assert policy.check_sender_domain("x.test", "sendgrid", dns)["dkim"]["selector"] == "s1"
-    assert policy.check_sender_domain("x.test", "smtp2go", dns)["dkim"]["name"] is None
+    assert policy.check_sender_domain("x.test", R("resend"), dns)["dkim"]["name"] == "resend._domainkey.x.test"
+    assert policy.check_sender_domain("x.test", R("sendgrid"), dns)["dkim"]["selector"] == "s1"
+    assert policy.check_sender_domain("x.test", R("smtp2go"), dns)["dkim"]["name"] is None
     assert not [name for name in dns.asked if "_domainkey" in name and name.startswith(("s123", "mail"))]
 
 

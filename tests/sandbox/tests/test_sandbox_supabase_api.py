@@ -6,6 +6,7 @@ import hmac
 import json
 import threading
 import time
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
@@ -200,15 +201,18 @@ def test_a_body_that_is_not_a_json_object_is_400(project):
 
 
 def test_empty_smtp_host_disables_custom_smtp_and_resets_the_smtp_settings(project):
-    project.patch(SMTP_SETTINGS)
+    project.patch({**SMTP_SETTINGS, "site_url": "https://karto.example"})
 
     response = project.patch({"smtp_host": ""})
 
     assert response.status_code == 200
     config = response.json()
     assert {key: value for key, value in config.items() if key.startswith("smtp_") and value is not None} == {}
-    assert config["rate_limit_email_sent"] == SMTP_SETTINGS["rate_limit_email_sent"]  # not an smtp_* key
+    # "disabling brings it back to 2" (supabase/supabase PR 40638): the fresh project's email rate limit.
+    assert config["rate_limit_email_sent"] == 2
+    assert config["site_url"] == "https://karto.example"  # nothing else changes
     assert project.stored()["smtp_pass"] is None
+    assert project.get().json() == config
 
 
 # Authentication and authorization
@@ -342,6 +346,53 @@ def test_status_fault_without_body_uses_the_provider_error_shape(sandbox, projec
 
     assert response.status_code == 503
     assert response.json() == {"message": "Service Unavailable"}
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_a_faulted_5xx_carries_the_rate_limit_headers_of_a_real_answer(sandbox, project, status):
+    sandbox.inject_fault(service="supabase_api", path_contains=project.ref, action="status", status=status)
+
+    faulted = project.get()
+    real = project.get()
+
+    assert faulted.status_code == status
+    assert faulted.json() == {"message": HTTPStatus(status).phrase}
+    for name in RATE_LIMIT_HEADERS:
+        assert name in faulted.headers, name
+    assert faulted.headers["X-RateLimit-Limit"] == "120"
+    assert faulted.headers["X-RateLimit-Remaining"] == "119"
+    assert faulted.headers["X-RateLimit-Reset"] == "60"  # a window opened by this request
+    # It counted, as a request that reached the API does: the next real answer has one less left.
+    assert real.headers["X-RateLimit-Remaining"] == "118"
+    assert {name.lower() for name in faulted.headers} - {"date"} == {name.lower() for name in real.headers} - {"date"}
+
+
+def test_a_faulted_answer_keeps_headers_the_fault_names_and_a_429_has_none_left(sandbox, project):
+    sandbox.inject_fault(service="supabase_api", path_contains=project.ref, action="status", status=503,
+                         headers={"X-RateLimit-Reset": "7", "Retry-After": "7"})
+    sandbox.inject_fault(service="supabase_api", path_contains=project.ref, action="status", status=429)
+
+    named, limited = project.get(), project.get()
+
+    assert (named.headers["X-RateLimit-Reset"], named.headers["Retry-After"]) == ("7", "7")
+    assert named.headers["X-RateLimit-Limit"] == "120"
+    assert (limited.status_code, limited.headers["X-RateLimit-Remaining"]) == (429, "0")
+
+
+def test_logs_all_faults_carry_its_own_limit(sandbox, project):
+    sandbox.inject_fault(service="supabase_api", path_contains="logs.all", action="status", status=502)
+    url = f"{sandbox.url('supabase_api')}/v1/projects/{project.ref}/analytics/endpoints/logs.all"
+
+    response = requests.get(url, headers=_bearer(project.token), timeout=TIMEOUT)
+
+    assert response.status_code == 502 and response.headers["X-RateLimit-Limit"] == "30"
+
+
+def test_unknown_paths_carry_the_rate_limit_headers_too(sandbox, project):
+    response = requests.get(f"{sandbox.url('supabase_api')}/v1/projects/{project.ref}/nothing-here",
+                            headers=_bearer(project.token), timeout=TIMEOUT)
+
+    assert response.status_code == 404 and response.headers["X-RateLimit-Limit"] == "120"
 
 
 def test_drop_fault_closes_the_connection_and_never_reaches_the_state(sandbox, project):

@@ -1,0 +1,180 @@
+# -*- coding: utf-8 -*-
+# Copyright: karto maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Internal to karto.supabase_mail: the relay contract's Python side.
+
+A provider (a relay, or the mailbox's own SMTP server) is one file,
+`plugins/module_utils/_provider_<name>.py`, that holds its API client (if it has an API), its
+error explanations (the client's `explain`) and one `PROFILE = RelayProfile(...)`: everything
+the shared code needs to know about it. This file names no provider: the registry finds the
+provider files by their name, so adding a provider edits nothing here.
+
+The registry is read on the controller (the `relay_profile` lookup): roles put the profile's
+facts into the contract fact `mail_relay`, and the shared modules receive them as options.
+Modules never import the registry, so a module's payload holds only what it uses.
+
+Not a public API; it may change without notice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+
+PROVIDER_MODULE_PREFIX = "_provider_"
+_PACKAGE = "ansible_collections.karto.supabase_mail.plugins.module_utils"
+_NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
+
+# Where the SMTP password comes from.
+PASSWORD_SOURCES = (
+    "generated",  # generated on the controller, stored by the secret_store role, then set on the relay
+    "api_key",    # an API key the relay shows once on create: stored right after, and it is the password
+    "user",       # given by the user (a mailbox password): never generated, never stored by us
+)
+# How the SMTP user name is chosen.
+USERNAME_RULES = (
+    "per_project",  # ours to choose, one per Supabase project (mail_smtp_username, default supabase-<ref>)
+    "fixed",        # the relay's fixed login (e.g. a literal user name with the API key as password)
+    "sender",       # the sender address itself (a mailbox)
+)
+TLS_MODES = ("implicit", "starttls")
+# Failure classes advice may be given for (the classes of _diagnose), plus the contract's own
+# "sender-unverified": what to do while the relay's API says the sender is not verified yet.
+ADVICE_CLASSES = (
+    "sender-unverified", "sender-rejected", "auth-rejected", "auth-unavailable", "recipient-rejected",
+    "rate-limited", "relay-refused", "tls-mismatch", "tls-certificate", "starttls-unavailable",
+    "connect-timeout", "connection-refused", "dns", "whitespace-in-credential", "unknown",
+)
+DNS_KEYS = ("spf_includes", "dkim_cname_suffixes", "dkim_txt_selectors", "default_selectors", "signs_as_sender")
+
+
+class RelayProfile:
+    """What one provider is, as data. `as_dict()` is what the relay_profile lookup returns.
+
+    name: the provider's name, as in `mail_provider` and in its role's name.
+    title: how messages name it ("Example Relay").
+    smtp_host / smtp_ports / default_port: where Supabase Auth connects; ports map to a TLS mode
+      ("implicit" on 465, else "starttls", which is what Supabase Auth's mailer does).
+    username_rule / fixed_username: see USERNAME_RULES.
+    password_source: see PASSWORD_SOURCES.
+    dns: the relay's DNS identity under a customer's domain, for the DMARC preflight:
+      spf_includes: an SPF include of one of these domains (or a name under one) authorises the relay;
+      dkim_cname_suffixes: a DKIM selector that is a CNAME into one of these is the relay's key;
+      dkim_txt_selectors: selectors where a TXT key is the relay's ("*": any selector the user names);
+      default_selectors: looked up when no selector is known;
+      signs_as_sender: the server signs and sends as the From domain itself (a mailbox's own server).
+    own_domain_steps: how to make a domain the team controls carry the relay's DKIM (and SPF).
+    advice: failure class -> what to do, for this provider; `{sender_email}` is filled in.
+    """
+
+    def __init__(self, name, title, smtp_host, smtp_ports, default_port, username_rule, password_source,
+                 dns, own_domain_steps, advice, fixed_username=None, docs_url=None, is_default=False):
+        self.name = name
+        self.title = title
+        self.smtp_host = smtp_host
+        self.smtp_ports = dict(smtp_ports)
+        self.default_port = default_port
+        self.username_rule = username_rule
+        self.fixed_username = fixed_username
+        self.password_source = password_source
+        self.dns = dict(dns)
+        self.own_domain_steps = own_domain_steps
+        self.advice = dict(advice)
+        self.docs_url = docs_url
+        # The provider setup-mail.yml uses when mail_provider is not set; exactly one has it.
+        self.is_default = is_default
+
+    def as_dict(self, sender_email=None):
+        """Plain data for Ansible: lists instead of tuples, port keys as ints, advice filled in."""
+        advice = self.advice
+        if sender_email:
+            advice = {key: text.replace("{sender_email}", sender_email) for key, text in advice.items()}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "smtp_host": self.smtp_host,
+            "smtp_ports": [{"port": port, "tls": mode} for port, mode in sorted(self.smtp_ports.items())],
+            "default_port": self.default_port,
+            "username_rule": self.username_rule,
+            "fixed_username": self.fixed_username,
+            "password_source": self.password_source,
+            "dns": {key: list(value) if isinstance(value, (list, tuple)) else value
+                    for key, value in self.dns.items()},
+            "own_domain_steps": self.own_domain_steps,
+            "advice": dict(advice),
+            "docs_url": self.docs_url,
+            "is_default": self.is_default,
+        }
+
+
+def profile_problems(profile, module_name=None):
+    """Everything that makes a profile unusable, as sentences; [] when complete."""
+    problems = []
+    if not isinstance(profile, RelayProfile):
+        return ["%s: PROFILE is not a RelayProfile" % (module_name or "?")]
+    label = profile.name if isinstance(profile.name, str) else repr(profile.name)
+    if not isinstance(profile.name, str) or not _NAME.match(profile.name):
+        problems.append("%s: name must be 2-31 lowercase letters, digits or '_'" % label)
+    if module_name and module_name != PROVIDER_MODULE_PREFIX + str(profile.name):
+        problems.append("%s: the file must be named %s%s.py" % (label, PROVIDER_MODULE_PREFIX, profile.name))
+    for field in ("title", "smtp_host", "own_domain_steps"):
+        if not isinstance(getattr(profile, field), str) or not getattr(profile, field).strip():
+            problems.append("%s: %s must be a non-empty string" % (label, field))
+    if not profile.smtp_ports or not all(isinstance(port, int) and 0 < port < 65536 and mode in TLS_MODES
+                                         for port, mode in profile.smtp_ports.items()):
+        problems.append("%s: smtp_ports must map ports to one of %s" % (label, ", ".join(TLS_MODES)))
+    elif profile.default_port not in profile.smtp_ports:
+        problems.append("%s: default_port must be one of smtp_ports" % label)
+    for port, mode in profile.smtp_ports.items():
+        # Supabase Auth uses implicit TLS on 465 and STARTTLS on every other port.
+        if (port == 465) != (mode == "implicit"):
+            problems.append("%s: port %s is %s, but Supabase Auth speaks implicit TLS exactly on 465"
+                            % (label, port, mode))
+    if profile.username_rule not in USERNAME_RULES:
+        problems.append("%s: username_rule must be one of %s" % (label, ", ".join(USERNAME_RULES)))
+    if (profile.username_rule == "fixed") != bool(profile.fixed_username):
+        problems.append("%s: fixed_username is needed exactly when username_rule is fixed" % label)
+    if profile.password_source not in PASSWORD_SOURCES:
+        problems.append("%s: password_source must be one of %s" % (label, ", ".join(PASSWORD_SOURCES)))
+    missing = [key for key in DNS_KEYS if key not in profile.dns]
+    if missing:
+        problems.append("%s: dns lacks %s" % (label, ", ".join(missing)))
+    unknown = [key for key in profile.dns if key not in DNS_KEYS]
+    if unknown:
+        problems.append("%s: dns has unknown keys %s" % (label, ", ".join(unknown)))
+    for key in ("sender-unverified", "sender-rejected", "auth-rejected"):
+        if not str(profile.advice.get(key) or "").strip():
+            problems.append("%s: advice for %s is missing" % (label, key))
+    unknown = [key for key in profile.advice if key not in ADVICE_CLASSES]
+    if unknown:
+        problems.append("%s: advice for unknown failure classes %s" % (label, ", ".join(unknown)))
+    return problems
+
+
+def provider_module_names(directory=None):
+    """The provider files in this package, as module names (`_provider_<name>`), sorted."""
+    directory = directory or os.path.dirname(os.path.abspath(__file__))
+    return sorted(entry[:-3] for entry in os.listdir(directory)
+                  if entry.startswith(PROVIDER_MODULE_PREFIX) and entry.endswith(".py"))
+
+
+def registered_profiles():
+    """{name: RelayProfile} of every provider file. Controller side only (imports each file).
+
+    Raises ValueError naming the file when a profile is incomplete, so a half-added provider
+    fails loudly instead of being silently absent.
+    """
+    profiles = {}
+    for module_name in provider_module_names():
+        module = importlib.import_module("%s.%s" % (_PACKAGE, module_name))
+        profile = getattr(module, "PROFILE", None)
+        problems = profile_problems(profile, module_name)
+        if problems:
+            raise ValueError("; ".join(problems))
+        profiles[profile.name] = profile
+    defaults = sorted(name for name, profile in profiles.items() if profile.is_default)
+    if profiles and len(defaults) != 1:
+        raise ValueError("exactly one provider profile must have is_default=True; found %s"
+                         % (", ".join(defaults) or "none"))
+    return profiles
