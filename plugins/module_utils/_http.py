@@ -13,6 +13,7 @@ import random
 import time
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils._secrets import Redactor
+from ansible_collections.karto.supabase_mail.plugins.module_utils._version import COLLECTION_VERSION
 
 try:
     import requests
@@ -23,7 +24,6 @@ except ImportError as exc:  # pragma: no cover - exercised by the sanity import 
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = exc
 
-COLLECTION_VERSION = "0.1.0"
 USER_AGENT = "karto.supabase_mail/%s" % COLLECTION_VERSION
 
 # Statuses that mean "not processed, try later" or "a proxy lost the answer".
@@ -220,6 +220,8 @@ class ApiClient:
         `idempotent` defaults from the method. A non-idempotent request is retried only when
         the server certainly did not process it (429); on a lost answer it raises ApiError with
         outcome_unknown=True so the caller can re-read instead of creating twice.
+        A 429 waits what `retry_wait` names (or the backoff); a 5xx or a dropped connection
+        always takes the jittered backoff. All tries fit in the retry budget (2 x timeout).
         `retry=False` sends once, for callers that must see a 429 themselves. `raw=True` returns
         the requests Response for any status instead of decoding or raising.
         """

@@ -172,7 +172,7 @@ def throwaway_password(length=SIGNUP_PASSWORD_LENGTH):
     chars = [rng.choice(PASSWORD_LOWER), rng.choice(PASSWORD_UPPER), rng.choice(PASSWORD_DIGITS)]
     chars += list(PASSWORD_SYMBOLS)
     alphabet = PASSWORD_LOWER + PASSWORD_UPPER + PASSWORD_DIGITS
-    chars += [rng.choice(alphabet) for _ in range(max(0, length - len(chars)))]
+    chars += [rng.choice(alphabet) for dummy in range(max(0, length - len(chars)))]
     rng.shuffle(chars)
     return "".join(chars)
 

@@ -168,16 +168,26 @@ EXAMPLES = r"""
     msg: "{{ [sender_dns.verdict] + sender_dns.options }}"
   when: not sender_dns.dmarc_pass
 
-- name: Stop unless mail From our own domain passes through a relay that signs with CNAMEs into relay.example
+- name: Stop unless mail From our own domain, verified with the provider, passes
   karto.supabase_mail.sender_domain_check:
     email: noreply@karto.test
+    relay: "{{ provider.title }}"
+    relay_identity: "{{ provider.dns }}"
+    # What the provider returned when the domain was added to it (mail_relay.dns holds them).
+    dkim_selector: s123456
+    return_path_host: em123456.karto.test
+    fail_on_reject: true
+  vars:
+    provider: "{{ lookup('karto.supabase_mail.relay_profile', mail_provider) }}"
+  delegate_to: localhost
+
+- name: A relay this collection does not manage, described by hand
+  karto.supabase_mail.sender_domain_check:
+    email: karto.help@ro.ru
     relay: Example relay
     relay_identity:
       spf_includes: [spf.relay.example]
       dkim_cname_suffixes: [relay.example]
-    dkim_selector: s123456
-    return_path_host: em123456.karto.test
-    fail_on_reject: true
   delegate_to: localhost
 
 - name: The mailbox's own SMTP server is aligned for its own addresses

@@ -220,8 +220,8 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._validate impo
 
 MAIL_NAMES = {"otp": "magic link", "signup": "confirmation", "invite": "invite", "recover": "recovery"}
 LOG_POLL_INTERVAL = 3.0
-# Log levels of a failed send's line; a 4xx (a 429 before a retry, say) logs lower.
-_FAILURE_LEVELS = ("error", "fatal", "panic")
+# Log levels GoTrue gives a 4xx (a 429 before the retry, say), never a failed send.
+_NOT_FAILURE_LEVELS = ("debug", "info", "warn", "warning")
 
 
 def request_body(action, email, create_user):
@@ -279,7 +279,7 @@ def find_failure_line(lines, email, action, request_id, since_us):
             if line.get("request_id") == request_id:
                 return line
             continue
-        if line.get("level") not in _FAILURE_LEVELS:
+        if line.get("level") in _NOT_FAILURE_LEVELS:
             continue
         actor = (line.get("auth_event") or {}).get("actor_username")
         if actor == email or line.get("path") == "/%s" % action:

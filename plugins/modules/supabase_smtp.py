@@ -41,7 +41,8 @@ options:
     description:
       - V(present) turns custom SMTP on with the given settings.
       - V(absent) turns custom SMTP off (Supabase then resets every SMTP field and Auth falls back
-        to its built-in, heavily rate-limited mailer), the way C(supabase config push) does.
+        to its built-in, heavily rate-limited mailer), the way C(supabase config push) does. Supabase
+        also sets C(rate_limit_email_sent) back to the built-in mailer's 2 mails an hour.
     type: str
     choices: [present, absent]
     default: present
@@ -238,6 +239,11 @@ FIELD_OF_OPTION = {
     "email_rate_limit": "rate_limit_email_sent",
 }
 PASSWORD_FIELD = "smtp_pass"
+# What Supabase sets rate_limit_email_sent to when custom SMTP is turned off: Studio's SMTP form says
+# "When disabling, backend will handle resetting to default", and the review of supabase/supabase
+# PR 40638 observed "disabling brings it back to 2" (through the dashboard; the sandbox README marks
+# the Management API PATCH taking the same path as an assumption).
+BUILTIN_MAILER_RATE_LIMIT = 2
 
 ARGUMENT_SPEC = dict(
     project_ref=dict(type="str", required=True),
@@ -321,6 +327,7 @@ def predicted_config(current, changes, project_ref):
         for key in list(after):
             if key.startswith("smtp_"):
                 after[key] = None
+        after["rate_limit_email_sent"] = BUILTIN_MAILER_RATE_LIMIT
     if PASSWORD_FIELD in changes:
         after[PASSWORD_FIELD] = smtp_pass_hmac(project_ref, changes[PASSWORD_FIELD])
     return after

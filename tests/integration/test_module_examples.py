@@ -57,6 +57,13 @@ def test_examples_run_against_the_sandbox(sandbox, module):
         "supabase_access_token": DEMO_ACCESS_TOKEN,
         "smtp2go_api_key": DEMO_SMTP2GO_API_KEY,
         "smtp2go_smtp_password": SMTP_PASSWORD,
+        # What setup-mail.yml has when its examples run: the chosen provider and the contract fact
+        # its role set (here the prelude's SMTP2GO user).
+        "mail_provider": "smtp2go",
+        "mail_relay": {"provider": "smtp2go", "title": "SMTP2GO", "host": "mail.smtp2go.com", "port": 465,
+                       "username": "karto-supabase", "password": SMTP_PASSWORD,
+                       "sender_email": "karto.help@ro.ru", "sender_name": "KARTO", "sender_verified": True,
+                       "ready": True, "dns": {}, "advice": {}},
     }, env={
         "SUPABASE_API_URL": sandbox.url("supabase_api"),
         "SUPABASE_AUTH_URL": sandbox.url("supabase_auth"),

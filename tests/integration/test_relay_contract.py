@@ -116,3 +116,16 @@ def test_the_preflight_judges_an_own_domain_with_the_relays_dkim_selector_from_t
     aligned = preflight(sandbox, relay)
     assert aligned.returncode == 0, aligned.stdout
     assert "WARNING" not in aligned.stdout
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_provider_has_a_sandbox_emulator_serving_its_smtp_host_and_ports(sandbox, provider):
+    """The profile and the emulator agree: Supabase Auth's routing and the relay's certificate in the
+    sandbox cover the provider's host, with the TLS mode Supabase uses on each of its ports."""
+    profile = _relay.registered_profiles()[provider]
+    backend = next((b for b in sandbox.relay_backends() if b["name"] == provider), None)
+    assert backend is not None, "no sandbox emulator registers a relay backend named %s" % provider
+    assert profile.smtp_host in backend["hosts"]
+    tls = {"implicit": "implicit_tls", "starttls": "starttls"}
+    for port, mode in profile.smtp_ports.items():
+        assert backend["ports"].get(str(port)) == tls[mode], (port, backend["ports"])

@@ -130,7 +130,7 @@ FAILURES = [
     ("no-login", {}, None,
      {"ports": [465], "username": None, "password": None, "sender": SENDER},
      "auth-unavailable", "mail", "wants a login that was not given"),
-    ("unverified-sender-at-mail-from", {}, None,
+    ("unverified-sender-at-mail-from", {"sender_check": "mail_from"}, None,
      {"ports": [465, 587], "sender": "karto.help@rambler.ru"},
      "sender-rejected", "mail", "refuses the From address"),
     ("unverified-sender-at-end-of-data", {"sender_check": "end_of_data"}, None,

@@ -150,9 +150,6 @@ def test_signup_password_meets_a_strict_password_policy(sandbox, wired):
     assert len(sandbox.inbox(to=to)) == 1
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "sandbox Auth answers a new signup with identities [] (GoTrue returns the new email identity; an empty "
-    "list is its obfuscated answer for an existing confirmed user, which the module reports not_sent)"))
 def test_signup_of_a_new_address_is_sent(sandbox, wired):
     configure(sandbox, wired)
     to = recipient()

@@ -159,10 +159,15 @@ def test_5xx_forever_fails_inside_the_time_budget(sandbox, project):
 def test_absent_turns_smtp_off_idempotently(sandbox, project):
     ref, token = project
     assert apply(sandbox, ref, token).returncode == 0
-    off = run_tasks([{"name": "Off", "register": "off", "karto.supabase_mail.supabase_smtp": {
+    off_task = [{"name": "Off", "register": "off", "karto.supabase_mail.supabase_smtp": {
         "project_ref": ref, "access_token": "{{ token }}", "api_url": sandbox.url("supabase_api"),
-        "state": "absent"}}], extra_vars={"token": token})
+        "state": "absent"}}]
+    predicted = run_tasks(off_task, check=True, extra_vars={"token": token})
+    off = run_tasks(off_task, extra_vars={"token": token})
     assert off.returncode == 0 and off["off"]["changed"] is True
+    # Check mode predicts exactly what the API then does, the built-in mailer's rate limit included.
+    assert predicted["off"]["smtp"] == off["off"]["smtp"]
+    assert sandbox.supabase_auth_config(ref)["rate_limit_email_sent"] == off["off"]["smtp"]["email_rate_limit"]
     assert requests_to(sandbox, ref, "PATCH")[-1]["json"] == {"smtp_host": ""}
     assert sandbox.supabase_auth_config(ref)["smtp_host"] is None
     assert off["off"]["smtp"]["enabled"] is False

@@ -591,6 +591,15 @@ class ControlApi(HttpService):
             raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
         return Response(HTTPStatus.OK, {"id": fault.id})
 
+    @route("GET", "/relay-backends")
+    def list_relay_backends(self, request):
+        """The registered relay backends, as data (no callables)."""
+        return Response(HTTPStatus.OK, [{
+            "name": backend.name, "hosts": list(backend.hosts), "address": backend.address,
+            "ports": {str(port): mode for port, mode in sorted(backend.ports.items())},
+            "sender_check": backend.sender_check,
+        } for backend in self.context.relay_backends.all()])
+
     @route("DELETE", "/faults")
     def clear_faults(self, request):
         return Response(HTTPStatus.OK, {"cleared": self.context.faults.clear()})

@@ -175,8 +175,15 @@ class Sandbox:
             time.sleep(0.05)
 
     def set_smtp_relay_knobs(self, **knobs):
-        """Relay behaviour for new connections (see README), e.g. plain_port_mode="no_tls"; None restores."""
+        """Relay behaviour for new connections (see README), e.g. plain_port_mode="no_tls", or
+        sender_check="mail_from" / "end_of_data" (default "backend": each relay backend's own stage);
+        None restores."""
         return self.control("POST", "/smtp-relay/knobs", knobs)
+
+    def relay_backends(self):
+        """The registered relay backends: [{"name", "hosts", "address", "ports": {"465": "implicit_tls",
+        ...}, "sender_check"}] (see README, Relay backends)."""
+        return self.control("GET", "/relay-backends")
 
     def smtp_relay_port(self, listener):
         """The local port of the relay's "starttls" or "implicit_tls" listener."""

@@ -712,11 +712,21 @@ class SupabaseAuth(HttpService):
     @staticmethod
     def _new_user(address, now, confirmed=False):
         stamp = iso_time(now)
-        return {"id": str(uuid.uuid4()), "aud": "authenticated", "role": "authenticated", "email": address,
+        user_id = str(uuid.uuid4())
+        # A new user has its email identity (GoTrue models/identity.go, NewIdentity with provider
+        # "email"); only the obfuscated answer to a repeated signup has "identities": [] (GoTrue
+        # api/signup.go, sanitizeUser; supabase-js docs of signUp: "an obfuscated / fake user
+        # object is returned ... the identities array will be empty").
+        identity = {"identity_id": str(uuid.uuid4()), "id": user_id, "user_id": user_id,
+                    "identity_data": {"email": address, "email_verified": False, "phone_verified": False,
+                                      "sub": user_id},
+                    "provider": "email", "last_sign_in_at": stamp, "created_at": stamp, "updated_at": stamp,
+                    "email": address}
+        return {"id": user_id, "aud": "authenticated", "role": "authenticated", "email": address,
                 "email_confirmed_at": stamp if confirmed else None, "phone": "", "invited_at": None,
                 "confirmation_sent_at": None, "recovery_sent_at": None,
                 "app_metadata": {"provider": "email", "providers": ["email"]}, "user_metadata": {},
-                "identities": [], "created_at": stamp, "updated_at": stamp, "is_anonymous": False}
+                "identities": [identity], "created_at": stamp, "updated_at": stamp, "is_anonymous": False}
 
     @staticmethod
     def _as_returned(user):

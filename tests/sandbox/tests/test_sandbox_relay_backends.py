@@ -168,6 +168,9 @@ def test_the_sandbox_has_smtp2go_as_a_backend_like_any_other(sandbox):
         with pytest.raises(smtplib.SMTPAuthenticationError) as unknown:
             client.login("nobody-" + uuid.uuid4().hex[:8], "x")
     assert (unknown.value.smtp_code, unknown.value.smtp_error) == (535, b"Incorrect authentication data")
+    [smtp2go] = [backend for backend in sandbox.relay_backends() if backend["name"] == "smtp2go"]
+    assert smtp2go["hosts"] == ["mail.smtp2go.com"] and smtp2go["sender_check"] == "end_of_data"
+    assert smtp2go["ports"]["465"] == "implicit_tls" and smtp2go["ports"]["2525"] == "starttls"
 
 
 def test_registration_is_checked_and_closes_when_the_certificate_is_made(tmp_path):

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.sandbox.core import run_services
 from tests.sandbox.fixture import REPO_ROOT, SandboxControlError, running_sandbox
 from tests.sandbox.seed import DEMO_ACCESS_TOKEN, DEMO_PROJECT_REF
 from tests.sandbox.supabase_api import (AUTH_CONFIG_FIELDS, NEVER_NULL, RESPONSE_ONLY, UPDATE_CONSTRAINTS,
-                                        UPDATE_NEVER_NULL)
+                                        UPDATE_NEVER_NULL, SupabaseManagementApi)
 
 SPEC_PATH = REPO_ROOT.parent / "shared" / "specs" / "supabase-management-api.json"
 TIMEOUT = 10
@@ -521,3 +522,22 @@ def test_unseeded_sandbox_starts_and_stops_cleanly(tmp_path):
 
     assert not endpoints_file.exists()  # removed by the SIGTERM handler's clean shutdown
     assert "Traceback" not in (tmp_path / "sandbox.log").read_text()
+
+
+def test_an_emulator_error_s_500_carries_the_rate_limit_headers_too(tmp_path, capsys):
+    # In-process, with a handler that breaks after the request was admitted (counted once).
+    with run_services(tmp_path, [SupabaseManagementApi]) as (context, endpoints):
+        api = context.service("supabase_api")
+        ref, token = "abcdefghijklmnopqrst", "sbp_" + "1" * 40
+        api.add_project(ref, token)
+
+        def broken(_ref):
+            raise RuntimeError("emulator bug")
+
+        api._as_returned = broken  # pylint: disable=protected-access
+        response = requests.get(f"{endpoints['supabase_api']}/v1/projects/{ref}/config/auth",
+                                headers=_bearer(token), timeout=TIMEOUT)
+
+    assert response.status_code == 500
+    assert (response.headers["X-RateLimit-Limit"], response.headers["X-RateLimit-Remaining"]) == ("120", "119")
+    assert "emulator bug" in capsys.readouterr().err  # said loudly on stderr

@@ -205,7 +205,7 @@ def test_management_explain_names_secrets_read_for_the_api_keys():
 # The signup's throwaway password
 
 def test_throwaway_password_meets_every_gotrue_password_policy():
-    for _ in range(50):
+    for dummy in range(50):
         password = throwaway_password()
         assert 40 <= len(password) <= 72
         for required in (PASSWORD_LOWER, PASSWORD_UPPER, PASSWORD_DIGITS):

@@ -48,9 +48,9 @@ class FakeResponse:
 class FakeApis:
     """The Management API (api-keys, logs) and Auth, answering every Session the module makes."""
 
-    def __init__(self, auth_answers, keys=ALL_KEYS, log_lines=()):
+    def __init__(self, auth_answers, keys=None, log_lines=()):
         self.auth_answers = list(auth_answers)
-        self.keys = keys
+        self.keys = ALL_KEYS if keys is None else keys
         self.log_lines = list(log_lines)
         self.auth_calls = []
         self.management_calls = []
@@ -220,7 +220,7 @@ def frequency_429(seconds):
 
 def test_named_wait_within_rate_limit_wait_is_waited_by_the_client_then_sent(monkeypatch, capsys):
     slept = []
-    monkeypatch.setattr(supabase_email_test.time, "sleep", lambda seconds: slept.append(seconds))
+    monkeypatch.setattr(supabase_email_test.time, "sleep", slept.append)
     apis = FakeApis([frequency_429(0), FakeResponse(200, {})])
     delivery = run(monkeypatch, capsys, apis)["delivery"]
     assert delivery["status"] == "sent" and len(apis.auth_calls) == 2

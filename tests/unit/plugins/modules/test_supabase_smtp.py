@@ -69,10 +69,10 @@ def test_effective_settings_and_diff_view_never_hold_the_password():
     assert PASSWORD not in repr(settings) and smtp_pass_hmac(REF, PASSWORD) not in repr(settings)
 
 
-def test_prediction_of_turning_smtp_off_nulls_smtp_keys_and_keeps_the_rate_limit():
+def test_prediction_of_turning_smtp_off_nulls_smtp_keys_and_resets_the_rate_limit_to_the_builtin_mailers():
     after = supabase_smtp.predicted_config(enabled_config(), {"smtp_host": ""}, REF)
     assert all(value is None for key, value in after.items() if key.startswith("smtp_"))
-    assert after["rate_limit_email_sent"] == 100
+    assert after["rate_limit_email_sent"] == 2
 
 
 def test_prediction_of_a_new_password_is_its_hmac():
@@ -141,7 +141,7 @@ def test_absent_sends_an_empty_host_once():
     api = FakeManagementApi(enabled_config())
     check, _module = run(api, state="absent", check_mode=True, diff=True)
     assert check.result["changed"] is True and api.patches == []
-    assert check.result["smtp"]["enabled"] is False and check.result["smtp"]["email_rate_limit"] == 100
+    assert check.result["smtp"]["enabled"] is False and check.result["smtp"]["email_rate_limit"] == 2
     assert check.result["diff"]["after"]["password"] is None
     assert "password_set" not in check.result["diff"]["before"] and "password_matches" not in check.result["diff"]["after"]
     assert check.result["diff"]["before"]["password"] == "<hidden>" and check.result["diff"]["before"]["enabled"] is True
