@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from scripts.demo import sandbox_probe_vars
 from tests.collection_path import REPO_ROOT, collections_dir
 from tests.integration.playbook import run_playbook_file
 from tests.sandbox.fixture import running_sandbox
@@ -40,6 +41,8 @@ def make_setup(sandbox, workdir, projects):
         "mail_secrets_dir": str(workdir / "secrets"),
         "supabase_api_url": sandbox.url("supabase_api"), "supabase_auth_url": sandbox.url("supabase_auth"),
         "supabase_access_token": token, "smtp2go_api_url": sandbox.url("smtp2go_api"), "smtp2go_api_key": api_key,
+        # The preflight's DNS and relay are the sandbox's, as in the demo.
+        **sandbox_probe_vars(sandbox),
     }))
     return ["-i", str(inventory), "-e", "@" + str(variables)]
 
