@@ -67,7 +67,7 @@ class ManagedObject:
     # --- hooks: reading -----------------------------------------------------------
     @property
     def label(self):
-        """How error messages name the object, e.g. "SMTP2GO SMTP user karto-supabase"."""
+        """How error messages name the object, e.g. "the SMTP user karto-supabase"."""
         return "the object"
 
     def find(self):

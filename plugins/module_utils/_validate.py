@@ -61,7 +61,7 @@ def check_smtp_host(name, value):
     if value is None:
         return None
     if "://" in value:
-        return ("%s must be a bare host name such as mail.smtp2go.com, without a scheme; got %r."
+        return ("%s must be a bare host name such as smtp.example.com, without a scheme; got %r."
                 % (name, value))
     if any(ch.isspace() for ch in value):
         return "%s must not contain whitespace; got %r." % (name, value)

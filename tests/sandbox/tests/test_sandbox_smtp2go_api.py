@@ -106,7 +106,8 @@ def test_endpoints_file_points_at_v3_and_the_demo_key_is_seeded(sandbox):
     assert demo.ok("/api_keys/permissions") == list(ALL_ENDPOINTS)
     state = sandbox.smtp2go_account(DEMO_SMTP2GO_API_KEY)
     assert state["allowed_endpoints"] == list(ALL_ENDPOINTS)
-    assert (state["users"], state["senders"], state["domains"]) == ([], [], [])
+    # Its users and senders are not asserted empty: the sandbox is shared by every test of a pytest
+    # worker, and the module examples (tests/integration) use the demo account too.
 
 
 @pytest.mark.skipif(not SPEC_PATH.exists(), reason=f"OpenAPI spec not present at {SPEC_PATH}")
