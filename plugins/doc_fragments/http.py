@@ -16,12 +16,13 @@ options:
     default: true
   timeout:
     description:
-      - Seconds to wait for one HTTP answer.
+      - Seconds to wait for one HTTP answer, between 1 and 3600.
       - Reads and updates are retried on HTTP 429, 502, 503, 504 and dropped connections with
         exponential backoff and jitter. On a 429 the wait the server names (C(Retry-After),
         C(X-RateLimit-Reset)) is honoured; on a 5xx it is not, since some APIs send their rate-limit
         window on every answer. A create is retried only on 429, and an answer lost after a create
-        is followed by a read, never a second create. All tries of one request together stay within
+        is followed by a read; the create is sent again only when that read does not find the object
+        and the API refuses a second object of the same name, so it never makes two. All tries of one request together stay within
         twice this time, the last try's wait for an answer included.
     type: int
     default: 30

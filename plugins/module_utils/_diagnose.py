@@ -80,7 +80,8 @@ _RULES = [
      r"authentication required|smtp auth extension not supported|auth(entication)? (is )?not (supported|enabled|available)"),
     ("sender-rejected",
      r"sender domain not verified|sender (address )?(is )?not verified|domain is not verified"
-     r"|email address is not verified|not a verified sender|from address.*not (allowed|verified)"
+     r"|email address is not verified|not a verified sender|not match a verified sender"
+     r"|from address.*not (allowed|verified)"
      r"|sender address rejected|verify the sender"),
     ("recipient-rejected",
      r"recipient address rejected|user unknown|no such user|mailbox unavailable|invalid recipient"

@@ -63,7 +63,7 @@ def relay_identity(title=None, dns=None):
 
 
 # Mailbox providers whose own SMTP server is known: domain -> (provider, host, port).
-# Rambler: chatmail/provider-db rambler.ru.md (see the sendgrid reference notes, section 6).
+# Rambler: chatmail/provider-db rambler.ru.md (see the reference notes on mailbox providers, section 6).
 _RAMBLER = ("Rambler", "smtp.rambler.ru", 465)
 MAILBOX_SMTP = {domain: _RAMBLER for domain in (
     "rambler.ru", "autorambler.ru", "myrambler.ru", "rambler.ua", "lenta.ru", "ro.ru", "r0.ru")}

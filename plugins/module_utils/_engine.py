@@ -9,7 +9,9 @@ change, writes only when something must and not in check mode, and reports `chan
 object's view, the module's own result keys and the `--diff`.
 
 A create or delete whose answer was lost (`ApiError.outcome_unknown`) is resolved here and
-only here: the object is read again, never written a second time.
+only here: the object is read again. A create is sent a second time only for an object type whose
+identity is a unique name the API refuses twice (`create_is_unique`), and only after the re-read
+found nothing, so the run recovers from a dropped connection and can never make two objects.
 
 Not a public API; it may change without notice.
 """
@@ -56,6 +58,9 @@ class ManagedObject:
     secret_field = None
     # The option that says when to send the secret (always | on_change | on_create).
     secret_policy_option = "update_password"
+    # True when the API refuses a second create of the same name (the name is the identity): a create
+    # whose answer was lost and that a re-read does not find is then sent once more, within the run.
+    create_is_unique = False
 
     def __init__(self, module, client):
         self.module = module
@@ -207,12 +212,27 @@ class ManagedObject:
         except ApiError as error:
             if not error.outcome_unknown:
                 raise
-            # The create may have landed: look before anything else, never send it twice.
+            # The create may have landed: look before anything else.
             found = self.find()
+            if found is None and self.create_is_unique:
+                return self._create_again(changes, error)
             if found is None:
                 self.module.fail_api(error, "%s A re-read does not find %s, so it was probably not created; "
                                             "the create was not sent again (that could make two): run the "
                                             "task again." % (self.client.explain(error), self.label))
+            return self.on_lost_create(found, changes)
+
+    def _create_again(self, changes, first_error):
+        """The lost create is not there: send it once more. The API refuses a second object of the
+        same name, so if the first create lands meanwhile this one fails and a re-read finds it."""
+        try:
+            return self.create(changes)
+        except ApiError as error:
+            found = self.find()
+            if found is None:
+                self.module.fail_api(error, "%s The first create's answer was lost (%s) and a second one failed; "
+                                            "a re-read does not find %s: run the task again."
+                                     % (self.client.explain(error), first_error.message, self.label))
             return self.on_lost_create(found, changes)
 
     def _delete(self, current):

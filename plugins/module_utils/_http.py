@@ -166,6 +166,8 @@ class ApiClient:
     """
 
     service_name = "API"
+    # The module option holding base_url, so an unusable URL is named in the user's words.
+    url_option = "api_url"
 
     def __init__(self, base_url, timeout=30, validate_certs=True, retry_budget=None,
                  secrets=(), session=None, sleep=time.sleep, clock=time.monotonic, rate_limit_wait=None):
@@ -247,8 +249,12 @@ class ApiClient:
                     timeout=(min(CONNECT_TIMEOUT, read_timeout), read_timeout), verify=self.validate_certs,
                 )
             except requests.exceptions.SSLError as exc:
-                raise self._error("TLS error talking to %s: %s (set validate_certs=false only for a "
-                                  "test endpoint)" % (self.service_name, exc), method, path)
+                raise self._error(self._tls_message(exc), method, path)
+            except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                    requests.exceptions.InvalidURL) as exc:
+                raise self._error("%s must be an http:// or https:// URL such as https://api.example.com; %s "
+                                  "could not be used (%s)." % (self.url_option, self.base_url, _short(exc)),
+                                  method, path)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 sent = not isinstance(exc, requests.exceptions.ConnectTimeout)
                 retry_ok = retry and (idempotent or not sent)
@@ -261,6 +267,12 @@ class ApiClient:
                         method, path, outcome_unknown=not idempotent and sent)
                 self._sleep(delay)
                 continue
+            except (requests.exceptions.RequestException, ValueError) as exc:
+                # Nothing was sent: a header the library refuses (a key pasted with a newline) or
+                # another unusable input. The library quotes the header, key included: redacted.
+                raise self._error("%s %s %s was not sent: %s. Check the API key or token for whitespace or "
+                                  "line breaks, and %s." % (self.service_name, method, path, _short(exc),
+                                                            self.url_option), method, path)
 
             if raw:
                 return response
@@ -294,6 +306,16 @@ class ApiClient:
                 outcome_unknown=(not idempotent and status in (502, 504)),
                 attempts=attempt)
 
+    def _tls_message(self, exc):
+        """A certificate problem, or an https URL pointing at a port that does not speak TLS."""
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text or "hostname" in text:
+            return ("TLS certificate of %s not accepted (%s): fix the certificate or trust its CA; set "
+                    "validate_certs=false only for a test endpoint." % (self.service_name, _short(_tls_reason(text))))
+        return ("TLS handshake with %s at %s failed (%s): %s is https:// but the port may not speak TLS; use the "
+                "endpoint's https port, or http:// for a plain local test endpoint."
+                % (self.service_name, self.base_url, _short(_tls_reason(text)), self.url_option))
+
     def _decode(self, response, method, path, quiet=False):
         """The JSON body, or None when empty; a non-JSON success is an error (redacted like any other)."""
         if not response.content:
@@ -312,6 +334,15 @@ class ApiClient:
         if fields.get("provider_message") is not None:
             fields["provider_message"] = self.redact(fields["provider_message"])
         return ApiError(self.redact(message), method=method, path=self.redact(path), **fields)
+
+
+def _tls_reason(text):
+    """The OpenSSL reason inside urllib3's nested error text, e.g. "WRONG_VERSION_NUMBER"."""
+    start = text.rfind("[SSL")
+    if start >= 0:
+        end = text.find("]", start)
+        return text[start + 1:end] if end > start else text[start:]
+    return text
 
 
 def _short(exc):

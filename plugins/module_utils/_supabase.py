@@ -25,9 +25,10 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._http import (
 )
 
 DEFAULT_API_URL = "https://api.supabase.com"
-PROJECT_REF_PATTERN = re.compile(r"^[a-z]{20}$")
-ACCESS_TOKEN_PATTERN = re.compile(r"^sbp_(oauth_|v0_)?[a-f0-9]{40}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# Whole strings: use fullmatch (a `$` would let a trailing newline through).
+PROJECT_REF_PATTERN = re.compile(r"[a-z]{20}")
+ACCESS_TOKEN_PATTERN = re.compile(r"sbp_(oauth_|v0_)?[a-f0-9]{40}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 # A signup's throwaway password meets any password policy GoTrue can enforce: the Management API's
 # password_required_characters sets (spec UpdateAuthConfigBody) are lowercase, uppercase, digits and
 # the symbols below; password_min_length may ask for a long one, and bcrypt takes at most 72 bytes.
@@ -61,7 +62,7 @@ def smtp_pass_hmac(project_ref, password):
 
 def is_password_hmac(value):
     """True when a GET value is the comparable 64-hex HMAC, not an older `****` mask."""
-    return isinstance(value, str) and bool(_HEX64.match(value))
+    return isinstance(value, str) and bool(_HEX64.fullmatch(value))
 
 
 class SupabaseManagementClient(ApiClient):
@@ -194,6 +195,7 @@ class SupabaseAuthClient(ApiClient):
     """
 
     service_name = "Supabase Auth"
+    url_option = "auth_url"
 
     def __init__(self, auth_url, api_key, bearer=None, project_ref=None, **kwargs):
         if bearer and bearer != api_key and is_new_api_key(bearer):

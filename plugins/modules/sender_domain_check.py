@@ -128,7 +128,8 @@ options:
     default: 53
   timeout:
     description:
-      - Seconds to wait for the answer to one DNS query (all tries of that query included).
+      - Seconds the whole check may take, all its DNS queries together (each query gets what is left),
+        so a silent nameserver costs at most this long.
     type: float
     default: 5
   fail_on_reject:
@@ -357,6 +358,7 @@ notes:
     - "SPF: not aligned: without return_path_host the relay's own bounce domain is the envelope sender, ..."
 """
 
+import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
@@ -422,6 +424,8 @@ class DnsLookup:
         self.resolver.timeout = timeout
         self.resolver.lifetime = timeout
         self.timeout = timeout
+        # One deadline for the whole check: every query gets only what is left of `timeout`.
+        self.deadline = time.monotonic() + timeout
         self._cache = {}
 
     def __call__(self, name):
@@ -432,15 +436,24 @@ class DnsLookup:
 
     def _query(self, name):
         qname = dns.name.from_text(name)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise DnsLookupError(
+                "No DNS answer for TXT %s within %s s from %s: the timeout (which bounds the whole check, all "
+                "queries together) ran out; check nameservers and dns_port, or raise timeout."
+                % (name, _seconds(self.timeout), self.where))
+        self.resolver.timeout = self.resolver.lifetime = remaining
         try:
-            answer = self.resolver.resolve(qname, dns.rdatatype.TXT, raise_on_no_answer=False, search=False)
+            answer = self.resolver.resolve(qname, dns.rdatatype.TXT, raise_on_no_answer=False, search=False,
+                                           lifetime=remaining)
         except dns.resolver.NXDOMAIN as error:
             responses = error.kwargs.get("responses") or {}
             return [], _cname_target(list(responses.values()), qname)
         except dns.exception.Timeout:
             raise DnsLookupError(
                 "No DNS answer for TXT %s within %s s from %s: check nameservers and dns_port (something must "
-                "answer DNS there), or raise timeout." % (name, _seconds(self.timeout), self.where)) from None
+                "answer DNS there), or raise timeout (it bounds the whole check, all queries together)."
+                % (name, _seconds(self.timeout), self.where)) from None
         except dns.resolver.NoNameservers as error:
             raise DnsLookupError("%s could not answer TXT %s (%s): check nameservers and dns_port."
                                  % (_capitalised(self.where), name, error)) from None

@@ -154,7 +154,9 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_smtp
     domain_verified,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
+    check_api_options,
     check_email,
+    check_single_line,
     check_range,
     check_smtp_host,
     first_problem,
@@ -177,6 +179,8 @@ def validate(params):
         check_smtp_host("domain", params["domain"]),
         check_range("verification_timeout", params["verification_timeout"], 0, 86400),
         check_range("poll_interval", params["poll_interval"], 1, 3600),
+        check_single_line("verification_message", params["verification_message"]),
+        check_api_options(params, "api_url", "api_key"),
     )
 
 
@@ -200,12 +204,15 @@ class Sender(ManagedObject):
         return {}
 
     def on_lost_create(self, found, changes):
+        # No answer arrived: only the re-read says the add landed.
+        self.module.warn("The answer to adding SMTP2GO sender %s was lost; a re-read lists it, so the add landed%s."
+                         % (self.name, " and SMTP2GO mailed its verification link" if self.kind == "email" else ""))
         return self.after_add(found)
 
     def after_add(self, found):
         if found is None:
-            self.module.fail_json(msg="SMTP2GO accepted the new sender %s but does not list it; "
-                                      "rerun in a minute." % self.name)
+            self.module.fail_json(msg="SMTP2GO answered the add of sender %s without an error, but does not list "
+                                      "it yet; rerun in a minute." % self.name)
         self.result["verification_sent"] = self.kind == "email"
         return found
 

@@ -18,6 +18,11 @@ description:
   - The password is write-only. Choose it yourself (recommended, for example with
     C(lookup('ansible.builtin.password', ...)), which stores it before the user is created) or omit
     it on creation and SMTP2GO generates one, which this module returns exactly once as RV(password).
+  - When the answer to a create is lost (a timeout, a dropped connection), the user is read again.
+    If it is there, the create landed; if not, the create is sent once more (SMTP2GO refuses a
+    second user of the same name, so this never makes two). When the lost answer carried a
+    generated password, the module sets a new password of its own on the user and returns that in
+    RV(password) with a warning, so no run ends with a password nobody holds.
 author:
   - karto maintainers (@karto)
 extends_documentation_fragment:
@@ -49,7 +54,10 @@ options:
         letters and digits).
       - When omitted on creation, SMTP2GO generates one and the module returns it once in
         RV(password); run such a task with C(no_log=true) and store the value at once.
-      - Leading or trailing whitespace is refused, since it is a classic paste error.
+      - If the create's answer (carrying that password) is lost, the module sets a password of its own
+        (24 letters and digits) on the user and returns that instead.
+      - Leading or trailing whitespace, line breaks and control characters are refused, since they are
+        classic paste errors.
     type: str
   update_password:
     description:
@@ -162,8 +170,9 @@ created:
 password:
   description:
     - The password SMTP2GO generated, returned only on the run that created the user without O(password).
+    - When the create's answer carrying it was lost, the password the module then set on the user instead.
     - It is shown nowhere else and never again; store it immediately.
-  returned: when SMTP2GO generated the password
+  returned: when the run created the user without O(password)
   type: str
   sample: gA9c1kE0f5Qz7Lm2
 changed_fields:
@@ -175,6 +184,8 @@ changed_fields:
 """
 
 import re
+import secrets
+import string
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import changed_fields
 from ansible_collections.karto.supabase_mail.plugins.module_utils._engine import CREATE, ManagedObject
@@ -184,6 +195,8 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_smtp
     connection_argument_spec,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
+    check_api_options,
+    check_no_control_characters,
     check_no_surrounding_whitespace,
     check_not_empty,
     check_pattern,
@@ -202,7 +215,10 @@ ARGUMENT_SPEC = dict(
     rate_limit_period=dict(type="str", default="1 hour"),
 )
 PASSWORD_FIELD = "email_password"
-USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9._\-@]{5,100}$")
+# A password the module sets itself when SMTP2GO's generated one was lost with its answer: 24 letters
+# and digits, about 143 bits (SMTP2GO asks for at least 64).
+RESET_PASSWORD_LENGTH = 24
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._\-@]{5,100}")
 _PERIOD_UNITS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
 _PERIOD_WORDS = re.compile(r"^\s*(\d+)\s*(hour|day|week|month)s?\s*(?:,?\s*(\d+):(\d\d):(\d\d))?\s*$")
 _PERIOD_CLOCK = re.compile(r"^\s*(?:(\d+)\s*days?,\s*)?(\d+):(\d\d):(\d\d)\s*$")
@@ -231,10 +247,13 @@ def validate(params):
                       "5 to 100 letters, digits, '.', '_', '-' or '@'"),
         check_not_empty("password", params["password"]),
         check_no_surrounding_whitespace("password", params["password"], secret=True),
+        check_no_control_characters("password", params["password"], secret=True),
+        check_no_control_characters("description", params["description"]),
         check_range("rate_limit", params["rate_limit"], 0, 2147483647),
         None if period_seconds(params["rate_limit_period"]) else
         "rate_limit_period must look like '1 hour', '1 day', '1 week' or '1 month'; got %r."
         % params["rate_limit_period"],
+        check_api_options(params, "api_url", "api_key"),
     )
 
 
@@ -281,10 +300,22 @@ def predicted_user(username, current, changes):
     return after
 
 
+def new_password(length=RESET_PASSWORD_LENGTH):
+    """Letters and digits, at least one of each class, from the system's CSPRNG."""
+    alphabet = string.ascii_letters + string.digits
+    while True:
+        password = "".join(secrets.choice(alphabet) for _dummy in range(length))
+        if any(c.islower() for c in password) and any(c.isupper() for c in password) and any(
+                c.isdigit() for c in password):
+            return password
+
+
 class SmtpUser(ManagedObject):
     result_key = "user"
     secret_option = "password"
     secret_field = PASSWORD_FIELD
+    # SMTP2GO refuses a second user of the same name: a create lost on the way can be sent again.
+    create_is_unique = True
 
     @property
     def label(self):
@@ -303,15 +334,22 @@ class SmtpUser(ManagedObject):
         created = self.client.add_smtp_user(dict(changes, username=self.params["username"]))
         if self.params["password"] is None and created.get(PASSWORD_FIELD):
             self.result["password"] = created[PASSWORD_FIELD]
+            self.client.redact.add(created[PASSWORD_FIELD])
             self.module.warn("SMTP2GO generated the password of %s; it is returned once in 'password'. "
                              "Store it now." % self.params["username"])
         return created
 
     def on_lost_create(self, found, changes):
         if self.params["password"] is None:
-            self.module.fail_json(msg="SMTP user %s was created but the answer carrying its generated password "
-                                      "was lost; set password (update_password=always) to give it a known one."
-                                      % self.params["username"], created=True, changed_fields=sorted(changes))
+            # The user exists with the password SMTP2GO generated, which only the lost answer carried.
+            # No run may end with a password nobody holds: set a new one now and return it once.
+            password = new_password()
+            self.client.redact.add(password)
+            self.client.edit_smtp_user(self.params["username"], {PASSWORD_FIELD: password})
+            self.result["password"] = password
+            self.module.warn("The answer to creating SMTP user %s, which carried its generated password, was lost; "
+                             "the user exists, so a new password was set on it and is returned once in 'password'. "
+                             "Store it now." % self.params["username"])
         return found
 
     def update(self, current, changes):

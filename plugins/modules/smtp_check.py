@@ -56,7 +56,7 @@ options:
     default: [465, 587]
   username:
     description:
-      - SMTP user name (for SendGrid V(apikey), for Resend V(resend)).
+      - SMTP user name; some relays take a fixed one, such as V(apikey), with the API key as password.
       - Without O(username) and O(password) no C(AUTH) is tried, as Supabase Auth tries none; a relay
         that wants a login then refuses C(MAIL FROM) (V(auth-unavailable)).
       - Leading or trailing whitespace is reported as V(whitespace-in-credential) without any
@@ -72,6 +72,8 @@ options:
     description:
       - Envelope sender (C(MAIL FROM)), the address Supabase Auth sends from (C(smtp_admin_email)).
         A relay that checks senders refuses an unverified one here.
+      - A plain ASCII address (an internationalised domain in its C(xn--) form), as Supabase Auth sends
+        without C(SMTPUTF8); anything else is refused before any connection. The same holds for O(recipient).
       - Some relays check the From address only after the message, at the end of C(DATA); only
         O(send=true) sees that refusal. The provider roles therefore also ask the relay's API whether
         the sender is verified (C(mail_relay.sender_verified)).

@@ -212,7 +212,10 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._supabase impo
     throwaway_password,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
+    check_api_options,
+    check_credential,
     check_email,
+    check_url,
     check_pattern,
     check_range,
     first_problem,
@@ -309,6 +312,8 @@ def auth_client(module, management):
     key = params["service_role_key"] if action == "invite" else params["anon_key"]
     if not key:
         key = pick_api_key(management.get_api_keys(ref), wanted)
+        # A key read here is as secret as one given: mask it in whatever Auth or its logs echo.
+        management.redact.add(key)
     if not key:
         module.fail_json(msg="project_ref=%s has no %s; pass %s." % (
             ref, "secret (or service_role) API key" if action == "invite" else "anon or publishable API key",
@@ -380,6 +385,10 @@ def run_module():
         check_email("email", params["email"]),
         check_range("rate_limit_wait", params["rate_limit_wait"], 0, 3600),
         check_range("log_timeout", params["log_timeout"], 0, 3600),
+        check_api_options(params, "api_url", "access_token"),
+        check_url("auth_url", params["auth_url"]),
+        check_credential("anon_key", params["anon_key"]),
+        check_credential("service_role_key", params["service_role_key"]),
     ))
     action = params["action"]
     delivery = {"status": "skipped", "action": action, "recipient": params["email"], "http_status": None,
@@ -397,6 +406,8 @@ def run_module():
     except ApiError as error:  # the Management API: API keys or logs
         module.fail_api(error, management.explain(error))
 
+    # Auth's answer and its log lines may echo the request, keys included: mask every known secret.
+    delivery = management.redact.data(delivery)
     if delivery["status"] != "sent" and params["fail_on_error"]:
         if delivery["status"] == "not_sent":
             msg = "Supabase Auth sent no %s mail to %s: %s %s" % (

@@ -59,7 +59,7 @@ options:
     type: int
   username:
     description:
-      - SMTP user name (for SendGrid V(apikey), for Resend V(resend)).
+      - SMTP user name (for SendGrid V(apikey), for Resend V(resend)); without line breaks or control characters.
       - Required when O(state=present).
     type: str
   password:
@@ -67,7 +67,8 @@ options:
       - SMTP password or API key. Write-only at Supabase; see O(update_password).
       - Required the first time custom SMTP is turned on; when omitted later the stored password
         is kept.
-      - Leading or trailing whitespace is refused, since relays reject such credentials.
+      - Leading or trailing whitespace, line breaks and control characters are refused, since relays
+        reject such credentials.
     type: str
   update_password:
     description:
@@ -89,6 +90,7 @@ options:
   sender_name:
     description:
       - Display name in the From header, for example V(KARTO). Left as is when omitted.
+      - V("") removes the display name (mail then comes From the bare address).
     type: str
   max_frequency:
     description:
@@ -218,7 +220,9 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._supabase impo
     smtp_pass_hmac,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
+    check_api_options,
     check_email,
+    check_no_control_characters,
     check_no_surrounding_whitespace,
     check_not_empty,
     check_pattern,
@@ -269,12 +273,15 @@ def validate(params):
         check_range("port", params["port"], 1, 65535),
         check_not_empty("username", params["username"]),
         check_no_surrounding_whitespace("username", params["username"]),
+        check_no_control_characters("username", params["username"]),
         check_not_empty("password", params["password"]),
         check_no_surrounding_whitespace("password", params["password"], secret=True),
+        check_no_control_characters("password", params["password"], secret=True),
         check_email("sender_email", params["sender_email"]),
         check_single_line("sender_name", params["sender_name"]),
         check_range("max_frequency", params["max_frequency"], 0, 32767),
         check_range("email_rate_limit", params["email_rate_limit"], 1, 2147483647),
+        check_api_options(params, "api_url", "access_token"),
     )
 
 
@@ -350,6 +357,9 @@ class AuthSmtpConfig(ManagedObject):
             self.module.fail_json(msg="password is required to turn custom SMTP on for project_ref=%s: "
                                       "Supabase holds no SMTP password for it yet." % ref)
         changes = changed_fields(current, wanted_fields(self.params))
+        # sender_name "" means no From name: clears a stored one, and equals an unset one.
+        if changes.get("smtp_sender_name") == "" and not current.get("smtp_sender_name"):
+            del changes["smtp_sender_name"]
         changes.update(self.secret_changes(current))
         if verdict == SECRET_UNKNOWN and PASSWORD_FIELD not in changes:
             self.module.warn("Supabase returned smtp_pass in a form that cannot be compared, so password "
@@ -394,7 +404,7 @@ def main():
     )
     params = module.params
     module.fail_on_problem(validate(params))
-    if not ACCESS_TOKEN_PATTERN.match(params["access_token"]):
+    if not ACCESS_TOKEN_PATTERN.fullmatch(params["access_token"]):
         module.warn("access_token does not look like a Supabase access token (sbp_...); "
                     "trying it anyway.")
     client = SupabaseManagementClient(

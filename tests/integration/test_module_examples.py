@@ -7,13 +7,15 @@ Some examples need objects to exist first; a short prelude (not part of the docs
 import ast
 import json
 import os
+import sys
 
 import pytest
 import yaml
 
 from tests.collection_path import REPO_ROOT
 from tests.integration.playbook import run_tasks
-from tests.sandbox.seed import DEMO_ACCESS_TOKEN, DEMO_PROJECT_REF, DEMO_SMTP2GO_API_KEY
+from tests.sandbox.__main__ import SERVICES
+from tests.sandbox.seed import DEMO_ACCESS_TOKEN, DEMO_PROJECT_REF
 
 SMTP_PASSWORD = "Example-pass-4be1c0d2"
 MODULES_DIR = os.path.join(REPO_ROOT, "plugins", "modules")
@@ -49,13 +51,26 @@ def prelude(module):
 MODULES = sorted(name[:-3] for name in os.listdir(MODULES_DIR) if name.endswith(".py"))
 
 
+def emulator_settings(sandbox):
+    """(env, extra vars) every provider emulator publishes for the examples of its modules
+    (`module_examples_settings(sandbox)` in its file), so a new provider needs no edit here."""
+    env, extra_vars = {}, {}
+    for service in SERVICES:
+        settings = getattr(sys.modules[service.__module__], "module_examples_settings", None)
+        if settings:
+            published = settings(sandbox)
+            env.update(published.get("env", {}))
+            extra_vars.update(published.get("vars", {}))
+    return env, extra_vars
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_examples_run_against_the_sandbox(sandbox, module):
-    sandbox.control("POST", "/smtp2go/auto-verify", {"api_key": DEMO_SMTP2GO_API_KEY, "after_seconds": 0})
+    provider_env, provider_vars = emulator_settings(sandbox)
     tasks = prelude(module) + examples_of(module)
     run = run_tasks(tasks, extra_vars={
+        **provider_vars,
         "supabase_access_token": DEMO_ACCESS_TOKEN,
-        "smtp2go_api_key": DEMO_SMTP2GO_API_KEY,
         "smtp2go_smtp_password": SMTP_PASSWORD,
         # What setup-mail.yml has when its examples run: the chosen provider and the contract fact
         # its role set (here the prelude's SMTP2GO user).
@@ -65,9 +80,9 @@ def test_examples_run_against_the_sandbox(sandbox, module):
                        "sender_email": "karto.help@ro.ru", "sender_name": "KARTO", "sender_verified": True,
                        "ready": True, "dns": {}, "advice": {}},
     }, env={
+        **provider_env,
         "SUPABASE_API_URL": sandbox.url("supabase_api"),
         "SUPABASE_AUTH_URL": sandbox.url("supabase_auth"),
-        "SMTP2GO_API_URL": sandbox.url("smtp2go_api"),
         "KARTO_DNS_NAMESERVERS": "127.0.0.1",
         "KARTO_DNS_PORT": str(sandbox.dns_port),
         "SMTP_CHECK_CA_PATH": sandbox.ca_cert,

@@ -211,9 +211,9 @@ def test_check_mode_on_a_fresh_setup_writes_nothing(sandbox, tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"mail_provider": "pigeon"}, "Set mail_provider to one of smtp2go"),
-    ({"mail_sender_email": "not-an-address"}, "mail_sender_email=not-an-address"),
-    ({"supabase_access_token": ""}, "needs supabase_project_ref"),
+    ({"mail_provider": "pigeon"}, "Set mail_provider to one of"),
+    ({"mail_sender_email": "not-an-address"}, "mail_sender_email must be a plain ASCII address"),
+    ({"supabase_access_token": ""}, "supabase_access_token must be a Supabase access token"),
 ])
 def test_bad_input_fails_before_any_write(sandbox, tmp_path, override, message):
     setup = Setup(sandbox, tmp_path, projects=1)
@@ -224,3 +224,31 @@ def test_bad_input_fails_before_any_write(sandbox, tmp_path, override, message):
     assert proc.returncode != 0
     assert message in proc.stdout
     assert setup.provider_writes() == []
+
+
+def test_auth_rejected_advice_is_one_that_works(sandbox, tmp_path):
+    """Issue 12: the advice for a stored password the relay no longer takes must be one that works:
+    remove the stored file, and the next run sets a new password on the relay and in Supabase."""
+    setup = Setup(sandbox, tmp_path, projects=1)
+    ref = setup.refs[0]
+    assert setup.run()[0].returncode == 0
+    username = "karto-%s" % ref[:8]
+    answer = requests.patch(sandbox.url("smtp2go_api") + "/users/smtp/edit", timeout=10,
+                            headers={"X-Smtp2go-Api-Key": setup.api_key},
+                            json={"username": username, "email_password": "Changed-in-console-5b2e9d41"})
+    assert answer.status_code == 200
+    proc, _log = setup.run()
+    assert proc.returncode != 0 and "What failed: auth-rejected" in proc.stdout
+    assert "password file" in proc.stdout and "mail_secrets_dir" in proc.stdout
+    assert "rotate" not in proc.stdout
+    old = setup.stored_password(ref)
+    (setup.secrets_dir / ("smtp2go-%s.password" % username)).unlink()
+    proc, _log = setup.run()
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    new = setup.stored_password(ref)
+    assert new != old
+    # The sandbox's control API shows what Supabase and the relay really hold.
+    assert sandbox.supabase_auth_config(ref)["smtp_pass"] == new
+    users = setup.smtp_users()
+    user = users[username] if isinstance(users, dict) else next(u for u in users if u["username"] == username)
+    assert user["email_password"] == new

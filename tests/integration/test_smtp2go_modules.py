@@ -1,6 +1,7 @@
 """smtp2go_user and smtp2go_sender through real ansible-playbook runs against the SMTP2GO emulator."""
 
 import secrets
+import time
 
 import pytest
 
@@ -202,3 +203,42 @@ def test_sender_absent_and_check_mode(sandbox, account):
     assert gone["sender"]["changed"] is True and gone["sender"]["sender"] is None
     again = run([sender_task(sandbox, email_address=email, state="absent")], account)
     assert again["sender"]["changed"] is False
+
+
+# Issue 12: a lost create answer is recovered within the run, and never leaves a password nobody holds.
+
+def adds_of(sandbox, username):
+    return [e for e in calls(sandbox, "/users/smtp/add") if username in str(e.get("json"))]
+
+
+def test_connection_reset_on_create_is_recovered_within_the_run(sandbox, account):
+    username = new_username()
+    sandbox.inject_fault(service="smtp2go_api", path_contains="/users/smtp/add", action="drop")
+    result = run([user_task(sandbox, account, username, password="{{ password }}")], account)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert result["user"]["created"] is True
+    assert len(users_of(sandbox, account)) == 1
+    assert by_name(users_of(sandbox, account), username)["email_password"] == PASSWORD
+    assert len(adds_of(sandbox, username)) == 2
+
+
+def test_generated_password_lost_with_the_answer_is_replaced_and_returned(sandbox, account):
+    username = new_username()
+    sandbox.inject_fault(service="smtp2go_api", path_contains="/users/smtp/add", action="drop_answer")
+    result = run([user_task(sandbox, account, username)], account)
+    assert result.returncode == 0, result.stdout[-3000:]
+    password = result["user"]["password"]
+    assert by_name(users_of(sandbox, account), username)["email_password"] == password
+    assert "new password was set" in " ".join(result["user"]["warnings"])
+    assert len(adds_of(sandbox, username)) == 1
+
+
+def test_generated_password_of_a_create_answered_too_late_is_held(sandbox, account):
+    username = new_username()
+    sandbox.inject_fault(service="smtp2go_api", path_contains="/users/smtp/add", action="delay", seconds=3)
+    result = run([user_task(sandbox, account, username, timeout=1)], account)
+    assert result.returncode == 0, result.stdout[-3000:]
+    time.sleep(3)  # let the delayed first create reach the emulator (it is refused: the name is taken)
+    users = users_of(sandbox, account)
+    assert len(users) == 1
+    assert by_name(users, username)["email_password"] == result["user"]["password"]

@@ -257,3 +257,29 @@ def test_masked_stored_password_follows_update_password(sandbox, project):
     assert always["smtp"]["changed_fields"] == ["smtp_pass"]
     assert sandbox.supabase_auth_config(ref)["smtp_pass"] == NEW_PASSWORD
     assert_no_secret(on_change, NEW_PASSWORD, token)
+
+
+def test_500_echoing_a_json_escaped_password_does_not_leak_it(sandbox, project):
+    """Issue 12: the redactor matched only the raw form; a body that echoes the request shows a
+    password with quotes or backslashes JSON-escaped."""
+    import json
+
+    ref, token = project
+    password = 'Smtp"pass\\0f3c/9a1e77'
+    escaped = json.dumps(password)[1:-1]
+    sandbox.inject_fault(service="supabase_api", method="PATCH", path_contains=ref, action="status",
+                         status=500, body={"message": 'upstream failed for {"smtp_pass": "%s"}' % escaped})
+    failed = apply(sandbox, ref, token, password=password, verbosity=4, diff=True)
+    assert failed.returncode != 0 and "HTTP 500" in failed.stdout
+    output = failed.all_output
+    for form in (password, escaped, json.dumps(escaped)[1:-1], password[:12], escaped[:12]):
+        assert form not in output
+
+
+def test_access_token_with_a_newline_fails_on_input_without_showing_it(sandbox, project):
+    ref, token = project
+    run = run_tasks([smtp_task(sandbox, ref, token, access_token="{{ token }}\n", ignore_errors=True)],
+                    extra_vars={"token": token, "password": PASSWORD})
+    assert run["smtp"]["failed"] is True and run["smtp"]["msg"].startswith("access_token")
+    assert token[:12] not in run.all_output
+    assert requests_to(sandbox, ref) == []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .core import run_services
 from .dns_server import DnsServer
+from .sendgrid_api import SendgridApi
 from .smtp2go_api import Smtp2goApi
 from .smtp_relay import SmtpRelay
 from .supabase_api import SupabaseManagementApi
@@ -23,6 +24,7 @@ SERVICES = (
     DnsServer,
     SupabaseManagementApi,
     Smtp2goApi,
+    SendgridApi,
     SmtpRelay,
     SupabaseAuth,
 )

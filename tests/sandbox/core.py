@@ -351,14 +351,16 @@ class RelayBackend:
     them to the local relay (the port decides the listener: `ports[port]` is IMPLICIT_TLS or
     STARTTLS; a port not listed is silently dropped, reported with `address`); the relay's AUTH
     asks every backend's `authenticate(login, password)`, which answers None for a login that is
-    not one of its own, else (ok, SMTP reply); the backend that claimed the login then answers
-    `sender_allowed(login, mail_from)` -> (ok, SMTP reply), at its `sender_check` stage (MAIL_FROM
+    not one of its own, else (ok, SMTP reply) or (ok, SMTP reply, identity); the backend that claimed
+    the login then answers `sender_allowed(identity, mail_from)` -> (ok, SMTP reply), where identity is
+    what it named (its account, when the login is one fixed word such as "apikey") or else the login,
+    at its `sender_check` stage (MAIL_FROM
     or END_OF_DATA) unless the relay knob `sender_check` says otherwise."""
     name: str  # short provider name, e.g. in error messages
     hosts: tuple  # SMTP host names, lower case
     ports: dict  # port -> IMPLICIT_TLS | STARTTLS: the ports the provider publishes
-    authenticate: object  # (login, password) -> None | (ok, reply)
-    sender_allowed: object  # (login, mail_from) -> (ok, reply)
+    authenticate: object  # (login, password) -> None | (ok, reply) | (ok, reply, identity)
+    sender_allowed: object  # (identity or login, mail_from) -> (ok, reply)
     sender_check: str = END_OF_DATA
     # A documentation address standing in for the provider's in Go's dial errors (no real one here).
     address: str = "203.0.113.25"

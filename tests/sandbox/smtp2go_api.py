@@ -905,3 +905,13 @@ def sender_not_verified_reply(domain):
         "550-On your Sending > Verified Senders page",
         "550 verify the sender domain or email to be allowed to send.",
     ))
+
+
+def module_examples_settings(sandbox):
+    """What the collection's module EXAMPLES need to run against this emulator
+    (tests/integration/test_module_examples.py asks every emulator in SERVICES): the environment
+    fallbacks that point the modules here, the variables the examples name, and senders verified
+    at once."""
+    sandbox.control("POST", "/smtp2go/auto-verify", {"api_key": DEMO_SMTP2GO_API_KEY, "after_seconds": 0})
+    return {"env": {"SMTP2GO_API_URL": sandbox.url("smtp2go_api")},
+            "vars": {"smtp2go_api_key": DEMO_SMTP2GO_API_KEY}}

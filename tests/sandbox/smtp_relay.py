@@ -117,12 +117,14 @@ def smtp_reply(text, default_code=550):
 
 
 class _AuthenticatedUser:
-    """What aiosmtpd keeps as `session.auth_data`: the login and the relay backend that accepted it,
-    never the password."""
+    """What aiosmtpd keeps as `session.auth_data`: the login, the relay backend that accepted it and
+    the session's identity that backend named (its account, for a provider whose login is one fixed
+    word), never the password."""
 
-    def __init__(self, login, backend):
+    def __init__(self, login, backend, identity):
         self.login = login
         self.backend = backend
+        self.identity = identity
 
 
 class _RelaySession(SMTP):
@@ -166,6 +168,11 @@ class _RelaySession(SMTP):
     def auth_backend(self):
         auth_data = self.session.auth_data if self.session else None
         return getattr(auth_data, "backend", None)
+
+    @property
+    def auth_identity(self):
+        auth_data = self.session.auth_data if self.session else None
+        return getattr(auth_data, "identity", None)
 
     def sender_check_stage(self):
         """MAIL_FROM or END_OF_DATA for this session: the knob, or its backend's own stage."""
@@ -404,9 +411,12 @@ class SmtpRelay(Service):
         login = auth_data.login.decode("utf-8", "replace")
         password = auth_data.password.decode("utf-8", "replace")
         server.attempted_login = login
-        backend, (ok, reply) = self.context.relay_backends.authenticate(login, password)
+        backend, verdict = self.context.relay_backends.authenticate(login, password)
+        ok, reply = verdict[0], verdict[1]
+        # A backend may name the session's identity third (e.g. the account of a fixed login).
+        identity = verdict[2] if len(verdict) > 2 else login
         if ok and backend is not None:
-            return AuthResult(success=True, auth_data=_AuthenticatedUser(login, backend))
+            return AuthResult(success=True, auth_data=_AuthenticatedUser(login, backend, identity))
         return AuthResult(success=False, handled=False, message=smtp_reply(reply, default_code=535))
 
     @staticmethod
@@ -415,7 +425,7 @@ class SmtpRelay(Service):
         backend = server.auth_backend
         if backend is None:  # AUTH is required before MAIL, so only a bug gets here
             return False, "451 4.3.0 Sender check unavailable (no relay backend for this login)"
-        return backend.sender_allowed(server.auth_user, mail_from)
+        return backend.sender_allowed(server.auth_identity, mail_from)
 
     # Inbox
 

@@ -116,3 +116,12 @@ def test_smtp_refusals_by_stage(stage, code, text, expected):
 
 def test_stages_are_in_conversation_order():
     assert STAGES == ("connect", "tls", "ehlo", "auth", "mail", "rcpt", "data")
+
+
+def test_a_from_address_that_matches_no_verified_sender_identity_is_the_sender_at_end_of_data():
+    # SendGrid's reply (observed; tests/sandbox/README.md, SendGrid API) comes after DATA: the text,
+    # not the stage, says it is about the sender.
+    reply = ("The from address does not match a verified Sender Identity. Mail cannot be sent until this "
+             "error is resolved.")
+    assert classify_smtp_reply("data", 550, reply)[0] == "sender-rejected"
+    assert classify_failure("gomail: could not send email 1: 550 " + reply)[0] == "sender-rejected"

@@ -3,6 +3,7 @@
 import pytest
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
+from ansible_collections.karto.supabase_mail.plugins.module_utils._secrets import Redactor
 from ansible_collections.karto.supabase_mail.plugins.modules import smtp2go_user
 from tests.unit.plugins.module_utils.test_engine import Exited, Failed, FakeModule
 
@@ -90,6 +91,7 @@ class FakeSmtp2go:
         self.lose_add_answer = lose_add_answer
         self.generated = generated
         self.calls = []
+        self.redact = Redactor()
 
     def explain(self, error):
         return error.message
@@ -154,13 +156,15 @@ def test_edit_is_one_patch_and_no_reread():
     assert outcome.result["user"]["description"] == "two" and outcome.result["changed_fields"] == ["description"]
 
 
-def test_lost_add_answer_with_a_generated_password_fails_saying_how_to_recover():
+def test_lost_add_answer_with_a_generated_password_sets_a_new_one_and_returns_it():
+    # Issue 12: failing here left a user whose password nobody held; the rerun then saw no change.
     api = FakeSmtp2go(lose_add_answer=True)
-    outcome, _module = run(api)
-    assert isinstance(outcome, Failed)
-    assert "answer carrying its generated password was lost" in outcome.result["msg"]
+    outcome, module = run(api)
+    assert isinstance(outcome, Exited)
     assert outcome.result["created"] is True
-    assert api.calls == ["view", "add", "view"]
+    assert outcome.result["password"] == api.users["karto-supabase"]["email_password"] != api.generated
+    assert "new password was set" in module.warnings[0]
+    assert api.calls == ["view", "add", "view", "edit"]
 
 
 def test_lost_add_answer_with_a_known_password_is_success():
