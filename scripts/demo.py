@@ -18,7 +18,8 @@ from tests.sandbox.fixture import running_sandbox
 from tests.sandbox.seed import DEMO_ACCESS_TOKEN, DEMO_SMTP2GO_API_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_DIR = REPO_ROOT / "build" / "demo"
+# KARTO_DEMO_DIR lets a test run the demo in a folder of its own.
+DEMO_DIR = Path(os.environ.get("KARTO_DEMO_DIR") or REPO_ROOT / "build" / "demo")
 # Calls that change provider state; reads (GET, SMTP2GO view) and Auth's test mail are not writes.
 WRITE_CALLS = {
     "supabase_api": lambda entry: entry["method"] in ("PATCH", "POST", "PUT", "DELETE"),

@@ -252,3 +252,17 @@ def test_auth_rejected_advice_is_one_that_works(sandbox, tmp_path):
     users = setup.smtp_users()
     user = users[username] if isinstance(users, dict) else next(u for u in users if u["username"] == username)
     assert user["email_password"] == new
+
+
+def test_the_optional_inputs_may_be_left_out(sandbox, tmp_path):
+    """As in the README's inventory: only the required inputs; the proof mail goes to the sender."""
+    setup = Setup(sandbox, tmp_path, projects=1)
+    values = yaml.safe_load(setup.vars_file.read_text())
+    for optional in ("mail_test_recipient", "mail_sender_name", "mail_max_frequency", "mail_provider"):
+        values.pop(optional)
+    setup.vars_file.write_text(yaml.safe_dump(values))
+    proc, _log = setup.run()
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    mails = [mail for mail in sandbox.inbox(to=SENDER)
+             if mail["auth_user"] == "karto-%s" % setup.refs[0][:8]]
+    assert len(mails) == 1 and email.utils.parseaddr(mails[0]["headers"]["From"])[1] == SENDER
