@@ -18,6 +18,8 @@ Not a public API; it may change without notice.
 
 from __future__ import annotations
 
+import time
+
 from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import (
     SECRET_DIFFERENT,
     SECRET_UNKNOWN,
@@ -26,6 +28,15 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import (
     should_write_secret,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
+
+def verification_argument_spec():
+    """The options of a module that can wait for its object to be verified (documented per module)."""
+    return dict(
+        wait_for_verification=dict(type="bool", default=False),
+        verification_timeout=dict(type="int", default=300),
+        poll_interval=dict(type="int", default=10),
+    )
+
 
 # What `absent()` returns to remove the object (any dict means "update these fields").
 DELETE = "delete"
@@ -117,6 +128,20 @@ class ManagedObject:
         """Runs after the write step outside check mode, also when nothing was written; returns
         the object to report (e.g. after waiting for a verification)."""
         return after
+
+    # --- helpers for settle() -------------------------------------------------------------
+    def wait_until(self, found, done, reread, failure):
+        """Re-read until `done(obj)` or the `verification_timeout` option runs out, sleeping
+        `poll_interval` (never past the deadline); then `failure(obj)` gives the fail_json fields.
+        One loop for every module that waits for a person (a verification link, DNS records)."""
+        deadline = time.monotonic() + self.params["verification_timeout"]
+        while not done(found):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.module.fail_json(**failure(found))
+            time.sleep(min(self.params["poll_interval"], remaining))
+            found = reread(found)
+        return found
 
     # --- hooks: reporting ---------------------------------------------------------------
     def view(self, obj):

@@ -213,10 +213,12 @@ changed_fields:
   sample: [from_name, city]
 """
 
-import time
-
 from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import changed_fields
-from ansible_collections.karto.supabase_mail.plugins.module_utils._engine import CREATE, ManagedObject
+from ansible_collections.karto.supabase_mail.plugins.module_utils._engine import (
+    CREATE,
+    ManagedObject,
+    verification_argument_spec,
+)
 from ansible_collections.karto.supabase_mail.plugins.module_utils._module import ApiModule
 from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_sendgrid import (
     SendgridClient,
@@ -244,10 +246,8 @@ ARGUMENT_SPEC = dict(
     country=dict(type="str"),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     resend_verification=dict(type="bool", default=False),
-    wait_for_verification=dict(type="bool", default=False),
-    verification_timeout=dict(type="int", default=300),
-    poll_interval=dict(type="int", default=10),
     check_domain=dict(type="bool", default=True),
+    **verification_argument_spec()
 )
 # Module option -> SendGrid field, with the field's maxLength in VerifiedSenderRequest.
 FIELDS = {
@@ -365,19 +365,14 @@ class Sender(ManagedObject):
         return after
 
     def wait_until_verified(self, found):
-        deadline = time.monotonic() + self.params["verification_timeout"]
-        while not (found or {}).get("verified"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.module.fail_json(
-                    msg="SendGrid single sender %s is still not verified after %d seconds: open that mailbox and "
-                        "click the link in SendGrid's mail 'Please Verify Your Single Sender' (check the spam "
-                        "folder; resend_verification=true mails it again)."
-                        % (self.params["from_email"], self.params["verification_timeout"]),
-                    verified=False, sender=self.view(found))
-            time.sleep(min(self.params["poll_interval"], remaining))
-            found = self.find() or found
-        return found
+        return self.wait_until(
+            found, done=lambda obj: bool((obj or {}).get("verified")), reread=lambda obj: self.find() or obj,
+            failure=lambda obj: dict(
+                msg="SendGrid single sender %s is still not verified after %d seconds: open that mailbox and "
+                    "click the link in SendGrid's mail 'Please Verify Your Single Sender' (check the spam "
+                    "folder; resend_verification=true mails it again)."
+                    % (self.params["from_email"], self.params["verification_timeout"]),
+                verified=False, sender=self.view(obj)))
 
     def view(self, obj):
         return sender_view(obj)

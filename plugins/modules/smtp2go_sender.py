@@ -143,9 +143,7 @@ dns_records:
     - {type: CNAME, purpose: return-path, name: em123456.mail.example.com, value: return.smtp2go.net, verified: false}
 """
 
-import time
-
-from ansible_collections.karto.supabase_mail.plugins.module_utils._engine import ManagedObject
+from ansible_collections.karto.supabase_mail.plugins.module_utils._engine import ManagedObject, verification_argument_spec
 from ansible_collections.karto.supabase_mail.plugins.module_utils._module import ApiModule
 from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_smtp2go import (
     Smtp2goClient,
@@ -167,9 +165,7 @@ ARGUMENT_SPEC = dict(
     domain=dict(type="str"),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     verification_message=dict(type="str"),
-    wait_for_verification=dict(type="bool", default=False),
-    verification_timeout=dict(type="int", default=300),
-    poll_interval=dict(type="int", default=10),
+    **verification_argument_spec()
 )
 
 
@@ -226,17 +222,12 @@ class Sender(ManagedObject):
         return after
 
     def wait_until_verified(self, found):
-        deadline = time.monotonic() + self.params["verification_timeout"]
-        while not self.verified(found):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.module.fail_json(
-                    msg="SMTP2GO sender %s is still not verified after %d seconds: %s"
-                        % (self.name, self.params["verification_timeout"], self.how_to_verify(found)),
-                    verified=False, sender=self.view(found), dns_records=self.records(found))
-            time.sleep(min(self.params["poll_interval"], remaining))
-            found = self.recheck()
-        return found
+        return self.wait_until(
+            found, done=self.verified, reread=lambda _obj: self.recheck(),
+            failure=lambda obj: dict(
+                msg="SMTP2GO sender %s is still not verified after %d seconds: %s"
+                    % (self.name, self.params["verification_timeout"], self.how_to_verify(obj)),
+                verified=False, sender=self.view(obj), dns_records=self.records(obj)))
 
     def is_verified(self, obj):
         """Verified as reported: a prediction is never verified."""

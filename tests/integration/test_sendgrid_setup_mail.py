@@ -2,67 +2,37 @@
 
 import email.utils
 import json
-import secrets
 
 import pytest
 import requests
-import yaml
 
-from scripts.demo import sandbox_probe_vars
-from tests.integration.playbook import run_playbook_file
+from tests.integration.setup_mail import SENDER, SetupMail
 from tests.sandbox.fixture import REPO_ROOT
 
-SENDER = "karto.help@ro.ru"
-PLAYBOOK = "playbooks/setup-mail.yml"
 SPECS = REPO_ROOT.parent / "shared" / "specs"
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 REFUSAL = "550 The from address does not match a verified Sender Identity"
 
 
-class Setup:
-    """One isolated setup: its own SendGrid account, Supabase projects, secrets folder and recipient."""
+class Setup(SetupMail):
+    """setup-mail.yml with SendGrid: one SMTP key per project, the postal address the sender needs."""
 
-    def __init__(self, sandbox, tmp_path, projects=1, verified=True):
-        self.sandbox = sandbox
-        self.api_key = sandbox.control("POST", "/sendgrid/accounts", {})["api_key"]
+    provider = "sendgrid"
+
+    def new_account(self, verified):
+        api_key = self.sandbox.control("POST", "/sendgrid/accounts", {})["api_key"]
         if verified:
-            sandbox.control("POST", "/sendgrid/auto-verify", {"api_key": self.api_key, "after_seconds": 0})
-        self.token = None
-        self.refs = []
-        for _index in range(projects):
-            ref, self.token = sandbox.add_supabase_project(token=self.token)
-            self.refs.append(ref)
-        self.recipient = "karto.help+%s@ro.ru" % secrets.token_hex(4)
-        self.secrets_dir = tmp_path / "secrets"
-        self.inventory = tmp_path / "hosts.yml"
-        hosts = {"project%d" % index: {"supabase_project_ref": ref} for index, ref in enumerate(self.refs)}
-        self.inventory.write_text(yaml.safe_dump({"supabase_projects": {"hosts": hosts}}))
-        self.vars_file = tmp_path / "vars.yml"
-        self.vars_file.write_text(yaml.safe_dump({
-            "mail_provider": "sendgrid",
-            "mail_sender_email": SENDER,
-            "mail_sender_name": "KARTO",
-            "mail_test_recipient": self.recipient,
-            "mail_max_frequency": 1,
-            "mail_secrets_dir": str(self.secrets_dir),
-            "supabase_api_url": sandbox.url("supabase_api"),
-            "supabase_auth_url": sandbox.url("supabase_auth"),
-            "supabase_access_token": self.token,
-            "sendgrid_api_url": sandbox.url("sendgrid_api"),
+            self.sandbox.control("POST", "/sendgrid/auto-verify", {"api_key": api_key, "after_seconds": 0})
+        return api_key
+
+    def provider_vars(self):
+        return {
+            "sendgrid_api_url": self.sandbox.url("sendgrid_api"),
             "sendgrid_api_key": self.api_key,
             "sendgrid_sender_address": "1 Example Street",
             "sendgrid_sender_city": "Moscow",
             "sendgrid_sender_country": "Russia",
-            **sandbox_probe_vars(sandbox),
-        }))
-        self.first_seq = self.last_seq()
-
-    def last_seq(self):
-        entries = self.sandbox.journal()
-        return entries[-1]["seq"] if entries else 0
-
-    def run(self, *args):
-        return run_playbook_file(PLAYBOOK, ["-i", str(self.inventory), "-e", "@" + str(self.vars_file), *args])
+        }
 
     def account(self):
         return self.sandbox.control("GET", "/sendgrid/accounts/%s" % self.api_key)
@@ -77,9 +47,7 @@ class Setup:
         return [e for e in self.sandbox.journal(service="sendgrid_api") if e["seq"] > max(since, self.first_seq)]
 
     def writes(self, since=0):
-        supabase = [e for e in self.sandbox.journal(service="supabase_api", method="PATCH")
-                    if e["seq"] > since and any(ref in e["path"] for ref in self.refs)]
-        return supabase + [e for e in self.sendgrid_calls(since) if e["method"] in WRITE_METHODS]
+        return self.supabase_patches(since) + [e for e in self.sendgrid_calls(since) if e["method"] in WRITE_METHODS]
 
 
 def secrets_of(setup):

@@ -2,67 +2,37 @@
 
 import email.utils
 import os
-import secrets
 
 import pytest
 import requests
-import yaml
 
-from scripts.demo import sandbox_probe_vars
-from tests.integration.playbook import run_playbook_file
+from tests.integration.setup_mail import SENDER, SetupMail
 
-SENDER = "karto.help@ro.ru"
-PLAYBOOK = "playbooks/setup-mail.yml"
 WRITE_PATH_PARTS = ("/add", "/edit", "/remove", "/verify")
 
 
-class Setup:
-    """One isolated setup: its own Supabase projects, SMTP2GO account, secrets folder, recipient."""
+class Setup(SetupMail):
+    """setup-mail.yml with SMTP2GO: one SMTP user per project, named after its ref."""
+
+    provider = "smtp2go"
 
     def __init__(self, sandbox, tmp_path, projects=2, verified=True):
-        self.sandbox = sandbox
-        self.api_key = sandbox.add_smtp2go_account()
+        super().__init__(sandbox, tmp_path, projects=projects, verified=verified)
+
+    def new_account(self, verified):
+        api_key = self.sandbox.add_smtp2go_account()
         if verified:
-            sandbox.set_smtp2go_auto_verify(0, api_key=self.api_key)
-        self.token = None
-        self.refs = []
-        for _index in range(projects):
-            ref, self.token = sandbox.add_supabase_project(token=self.token)
-            self.refs.append(ref)
-        self.recipient = "karto.help+%s@ro.ru" % secrets.token_hex(4)
-        self.secrets_dir = tmp_path / "secrets"
-        self.inventory = tmp_path / "hosts.yml"
-        hosts = {"project%d" % index: {"supabase_project_ref": ref,
-                                       "mail_smtp_username": "karto-%s" % ref[:8]}
-                 for index, ref in enumerate(self.refs)}
-        self.inventory.write_text(yaml.safe_dump({"supabase_projects": {"hosts": hosts}}))
-        self.vars_file = tmp_path / "vars.yml"
-        self.vars_file.write_text(yaml.safe_dump({
-            "mail_provider": "smtp2go",
-            "mail_sender_email": SENDER,
-            "mail_sender_name": "KARTO",
-            "mail_test_recipient": self.recipient,
-            "mail_max_frequency": 1,
-            "mail_secrets_dir": str(self.secrets_dir),
-            "supabase_api_url": sandbox.url("supabase_api"),
-            "supabase_auth_url": sandbox.url("supabase_auth"),
-            "supabase_access_token": self.token,
-            "smtp2go_api_url": sandbox.url("smtp2go_api"),
-            "smtp2go_api_key": self.api_key,
-            **sandbox_probe_vars(sandbox),
-        }))
+            self.sandbox.set_smtp2go_auto_verify(0, api_key=api_key)
+        return api_key
 
-    def set_vars(self, **values):
-        merged = yaml.safe_load(self.vars_file.read_text())
-        merged.update(values)
-        self.vars_file.write_text(yaml.safe_dump(merged))
+    def host_vars(self, ref):
+        return {"mail_smtp_username": "karto-%s" % ref[:8]}
 
-    def run(self, *args):
-        return run_playbook_file(PLAYBOOK, ["-i", str(self.inventory), "-e", "@" + str(self.vars_file), *args])
+    def provider_vars(self):
+        return {"smtp2go_api_url": self.sandbox.url("smtp2go_api"), "smtp2go_api_key": self.api_key}
 
     def provider_writes(self):
-        entries = self.sandbox.journal(service="supabase_api", method="PATCH")
-        writes = [e for e in entries if any(ref in e["path"] for ref in self.refs)]
+        writes = self.supabase_patches()
         for entry in self.sandbox.journal(service="smtp2go_api"):
             body = str(entry.get("json"))
             if entry["path"].endswith(WRITE_PATH_PARTS) and (
@@ -182,9 +152,7 @@ def test_wrong_smtp_password_fails_in_preflight_before_any_patch(sandbox, tmp_pa
     assert answer.status_code == 200
     patches_before = len(sandbox.journal(service="supabase_api", method="PATCH", path_contains=ref))
     # Make Supabase differ too, so a PATCH would be due if the play got that far.
-    values = yaml.safe_load(setup.vars_file.read_text())
-    values["mail_sender_name"] = "KARTO Support"
-    setup.vars_file.write_text(yaml.safe_dump(values))
+    setup.set_vars(mail_sender_name="KARTO Support")
     proc, _log = setup.run()
     assert proc.returncode != 0
     assert "What failed: auth-rejected" in proc.stdout and "535" in proc.stdout
@@ -217,9 +185,7 @@ def test_check_mode_on_a_fresh_setup_writes_nothing(sandbox, tmp_path):
 ])
 def test_bad_input_fails_before_any_write(sandbox, tmp_path, override, message):
     setup = Setup(sandbox, tmp_path, projects=1)
-    values = yaml.safe_load(setup.vars_file.read_text())
-    values.update(override)
-    setup.vars_file.write_text(yaml.safe_dump(values))
+    setup.set_vars(**override)
     proc, _log = setup.run()
     assert proc.returncode != 0
     assert message in proc.stdout
@@ -257,10 +223,7 @@ def test_auth_rejected_advice_is_one_that_works(sandbox, tmp_path):
 def test_the_optional_inputs_may_be_left_out(sandbox, tmp_path):
     """As in the README's inventory: only the required inputs; the proof mail goes to the sender."""
     setup = Setup(sandbox, tmp_path, projects=1)
-    values = yaml.safe_load(setup.vars_file.read_text())
-    for optional in ("mail_test_recipient", "mail_sender_name", "mail_max_frequency", "mail_provider"):
-        values.pop(optional)
-    setup.vars_file.write_text(yaml.safe_dump(values))
+    setup.drop_vars("mail_test_recipient", "mail_sender_name", "mail_max_frequency", "mail_provider")
     proc, _log = setup.run()
     assert proc.returncode == 0, proc.stdout[-3000:]
     mails = [mail for mail in sandbox.inbox(to=SENDER)

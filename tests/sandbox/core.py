@@ -651,6 +651,26 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def auto_verify_delay(body):
+    """`after_seconds` of a provider emulator's auto-verify control call: a number >= 0, or None (off)."""
+    after = body.get("after_seconds")
+    if after is not None and (not isinstance(after, (int, float)) or isinstance(after, bool) or after < 0):
+        raise HttpError(HTTPStatus.BAD_REQUEST, "after_seconds must be a number >= 0 or null")
+    return after
+
+
+def rate_limit_setting(body, default_window_seconds):
+    """(limit, window_seconds) of a provider emulator's rate-limit control call; limit None restores
+    the provider's default."""
+    limit = body.get("limit")
+    window_seconds = body.get("window_seconds", default_window_seconds)
+    if limit is not None and (not _is_int(limit) or limit < 1):
+        raise HttpError(HTTPStatus.BAD_REQUEST, "limit must be a positive integer or null")
+    if not isinstance(window_seconds, (int, float)) or isinstance(window_seconds, bool) or window_seconds <= 0:
+        raise HttpError(HTTPStatus.BAD_REQUEST, "window_seconds must be a positive number")
+    return limit, window_seconds
+
+
 class _SandboxHttpServer(http.server.ThreadingHTTPServer):
     daemon_threads = True  # a request stuck in a delay fault must not hold up shutdown
     request_queue_size = 64  # the default backlog of 5 drops bursts of concurrent clients

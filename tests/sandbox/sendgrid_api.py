@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from .core import (END_OF_DATA, IMPLICIT_TLS, STARTTLS, FixedWindowRateLimiter, HttpError, HttpService,
-                   RelayBackend, Response, control_route, json_object, route)
+                   RelayBackend, Response, auto_verify_delay, control_route, json_object, rate_limit_setting, route)
 
 # The seeded demo account's admin key (`--seed default`): "SG." + 22 + "." + 43 characters, like a real key.
 DEMO_SENDGRID_API_KEY = "SG.KartoSandboxDemoKey001.KartoSandboxDemoSendgridAdminKey00000000001"
@@ -636,9 +636,7 @@ class SendgridApi(HttpService):
         """Verification mails sent from now on count as clicked `after_seconds` later (null: off); for
         one account (api_key), or without it for every account without its own setting."""
         body = json_object(request)
-        after = body.get("after_seconds")
-        if after is not None and (not isinstance(after, (int, float)) or isinstance(after, bool) or after < 0):
-            raise HttpError(HTTPStatus.BAD_REQUEST, "after_seconds must be a number >= 0 or null")
+        after = auto_verify_delay(body)
         with self.lock:
             if body.get("api_key") is None:
                 self._auto_verify_default = after
@@ -650,12 +648,7 @@ class SendgridApi(HttpService):
     def control_rate_limit(self, request):
         """Requests per key, endpoint and window for one account; `limit` null restores 600 per 60 s."""
         body = json_object(request)
-        limit = body.get("limit")
-        window_seconds = body.get("window_seconds", RATE_LIMIT_WINDOW_SECONDS)
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-            raise HttpError(HTTPStatus.BAD_REQUEST, "limit must be a positive integer or null")
-        if not isinstance(window_seconds, (int, float)) or isinstance(window_seconds, bool) or window_seconds <= 0:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "window_seconds must be a positive number")
+        limit, window_seconds = rate_limit_setting(body, RATE_LIMIT_WINDOW_SECONDS)
         with self.lock:
             account = self._control_account(body.get("api_key"))
             account.rate_limit = (RATE_LIMIT, RATE_LIMIT_WINDOW_SECONDS) if limit is None else (limit, window_seconds)

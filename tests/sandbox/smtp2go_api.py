@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from .core import (END_OF_DATA, IMPLICIT_TLS, STARTTLS, FixedWindowRateLimiter, HttpError, HttpService,
-                   RelayBackend, Response, control_route, json_object, route)
+                   RelayBackend, Response, auto_verify_delay, control_route, json_object, rate_limit_setting, route)
 from .seed import DEMO_SMTP2GO_API_KEY
 
 BASE_PATH = "/v3"
@@ -869,10 +869,7 @@ class Smtp2goApi(HttpService):
         """Verification mails sent from now on are "clicked" `after_seconds` later (null: off);
         for one account, or without api_key for every account without its own setting."""
         body = json_object(request)
-        after_seconds = body.get("after_seconds")
-        if after_seconds is not None and (not isinstance(after_seconds, (int, float))
-                                          or isinstance(after_seconds, bool) or after_seconds < 0):
-            raise HttpError(HTTPStatus.BAD_REQUEST, "after_seconds must be a number >= 0 or null")
+        after_seconds = auto_verify_delay(body)
         with self.lock:
             if body.get("api_key") is None:
                 self._auto_verify_default = after_seconds
@@ -884,12 +881,7 @@ class Smtp2goApi(HttpService):
     def control_set_rate_limit(self, request):
         """Requests per window for one key; `limit` null restores 300 per 60 s. Resets the key's window."""
         body = json_object(request)
-        limit = body.get("limit")
-        window_seconds = body.get("window_seconds", RATE_LIMIT_WINDOW_SECONDS)
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-            raise HttpError(HTTPStatus.BAD_REQUEST, "limit must be a positive integer or null")
-        if not isinstance(window_seconds, (int, float)) or isinstance(window_seconds, bool) or window_seconds <= 0:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "window_seconds must be a positive number")
+        limit, window_seconds = rate_limit_setting(body, RATE_LIMIT_WINDOW_SECONDS)
         with self.lock:
             account = self._control_account(body)
             account.rate_limit = (RATE_LIMIT, RATE_LIMIT_WINDOW_SECONDS) if limit is None else (limit, window_seconds)

@@ -333,3 +333,41 @@ def test_default_view_leaves_the_secret_field_out():
     outcome = run(store, kind=Bare, colour="red", secret=SECRET)
     assert outcome.result["thing"] == {"name": "t1", "colour": "red"}
     assert SECRET not in repr(outcome.result)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps = []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def waiting_object(monkeypatch, timeout, poll):
+    clock = FakeClock()
+    monkeypatch.setattr(_engine.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(_engine.time, "sleep", clock.sleep)
+    obj = _engine.ManagedObject(FakeModule({"verification_timeout": timeout, "poll_interval": poll}), client=None)
+    return obj, clock
+
+
+def test_wait_until_rereads_until_done(monkeypatch):
+    obj, clock = waiting_object(monkeypatch, timeout=60, poll=10)
+    reads = iter([{"verified": False}, {"verified": True}])
+    found = obj.wait_until({"verified": False}, done=lambda o: o["verified"], reread=lambda o: next(reads),
+                           failure=lambda o: {"msg": "never"})
+    assert found == {"verified": True} and clock.sleeps == [10, 10]
+
+
+def test_wait_until_never_sleeps_past_the_deadline_and_fails_with_the_last_read(monkeypatch):
+    obj, clock = waiting_object(monkeypatch, timeout=25, poll=10)
+    with pytest.raises(Failed) as failed:
+        obj.wait_until({"n": 0}, done=lambda o: False, reread=lambda o: {"n": o["n"] + 1},
+                       failure=lambda o: {"msg": "still not verified", "seen": o["n"]})
+    assert clock.sleeps == [10, 10, 5] and clock.now == 1025.0
+    assert failed.value.result == {"msg": "still not verified", "seen": 3}

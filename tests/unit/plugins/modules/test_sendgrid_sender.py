@@ -3,6 +3,8 @@ in-memory SendGrid."""
 
 import pytest
 
+from ansible_collections.karto.supabase_mail.plugins.module_utils import _engine
+
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _provider_sendgrid as sendgrid
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
 from ansible_collections.karto.supabase_mail.plugins.modules import sendgrid_sender
@@ -145,7 +147,7 @@ def test_lost_create_answer_is_found_on_reread():
 
 
 def test_wait_times_out_with_what_to_do(monkeypatch):
-    monkeypatch.setattr(sendgrid_sender.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(_engine.time, "sleep", lambda seconds: None)
     outcome = run(FakeSendgrid(stored()), wait_for_verification=True, verification_timeout=0)
     assert isinstance(outcome, Failed) and "click the link" in outcome.result["msg"]
 

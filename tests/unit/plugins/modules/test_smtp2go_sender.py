@@ -2,6 +2,8 @@
 
 import pytest
 
+from ansible_collections.karto.supabase_mail.plugins.module_utils import _engine
+
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
 from ansible_collections.karto.supabase_mail.plugins.modules import smtp2go_sender
 from tests.unit.plugins.module_utils.test_engine import Exited, Failed, FakeModule
@@ -151,7 +153,7 @@ def test_lost_remove_answer_is_success_when_gone():
 
 
 def test_wait_polls_until_verified(monkeypatch):
-    monkeypatch.setattr(smtp2go_sender.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(_engine.time, "sleep", lambda seconds: None)
     api = FakeSmtp2go(senders=[{"email_address": EMAIL, "verified": False}], verify_after_rechecks=2)
     outcome = run(api, email_address=EMAIL, wait_for_verification=True, poll_interval=1)
     assert outcome.result["verified"] is True and outcome.result["changed"] is False
