@@ -29,6 +29,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._diff import (
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
 
+
 def verification_argument_spec():
     """The options of a module that can wait for its object to be verified (documented per module)."""
     return dict(
