@@ -38,7 +38,7 @@ endif
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test unit integration sanity lint docs-check demo clean distclean collection-link
+.PHONY: help venv test unit integration sanity lint docs-check demo clean distclean collection-link mail-server
 
 help:
 	@echo "Targets:"
@@ -50,6 +50,7 @@ help:
 	@echo "  lint         ansible-lint (production profile, offline) + shellcheck .ci/run"
 	@echo "  docs-check   ansible-doc for every module; galaxy build + install + ansible-doc from the artifact"
 	@echo "  demo         bash scripts/demo.sh"
+	@echo "  mail-server  install Debian's postfix + dovecot-core if missing (the sandbox's mailbox server)"
 	@echo "  clean        remove build/, tests/output/, caches; distclean also removes .venv"
 
 # ---------------------------------------------------------------------------- venv
@@ -84,7 +85,7 @@ test: unit integration sanity lint docs-check
 unit: venv
 	"$(BIN)/python" -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: venv
+integration: venv mail-server
 	"$(BIN)/python" -m pytest -n $(INTEGRATION_WORKERS) tests/integration tests/sandbox/tests $(PYTEST_ARGS)
 
 sanity: venv
@@ -109,8 +110,13 @@ docs-check: collection-link
 	    --offline --force -p "$(BUILD)/installed" "$(BUILD)"/dist/karto-supabase_mail-*.tar.gz
 	"$(BIN)/python" tests/tools/docs_check.py --collections-path "$(BUILD)/installed" --label artifact
 
-demo: collection-link
+demo: collection-link mail-server
 	bash scripts/demo.sh
+
+# The sandbox's mailbox server is a private Postfix + Dovecot (tests/sandbox/mailbox_server.py):
+# Debian's packages, installed unconfigured and without starting any service when missing.
+mail-server:
+	bash tests/tools/install-mail-server.sh
 
 # ---------------------------------------------------------------------------- housekeeping
 

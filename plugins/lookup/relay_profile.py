@@ -27,7 +27,9 @@ options:
     elements: str
     required: false
   sender_email:
-    description: Fills C({sender_email}) in the advice texts.
+    description:
+      - Fills C({sender_email}) in the advice texts, and picks RV(_raw.preset), the known server for
+        that address's domain (for a provider whose server depends on it, such as the mailbox's own).
     type: str
 """
 
@@ -41,6 +43,12 @@ EXAMPLES = r"""
     msg: "{{ profile.smtp_host }}:{{ profile.default_port }}"
   vars:
     profile: "{{ lookup('karto.supabase_mail.relay_profile', 'smtp2go') }}"
+
+- name: The mailbox server known for the sender's domain (null when none is)
+  ansible.builtin.debug:
+    msg: "{{ profile.preset }}"
+  vars:
+    profile: "{{ lookup('karto.supabase_mail.relay_profile', 'mailbox', sender_email='karto.help@ro.ru') }}"
 """
 
 RETURN = r"""
@@ -87,7 +95,17 @@ _raw:
       description: How to make a domain the team controls carry the relay's DKIM and SPF.
       type: str
     advice:
-      description: Failure class to what to do, for this provider.
+      description:
+        - Failure class to what to do, for this provider. A provider whose server signs as the sender
+          also gives C(aligned-alternative), the sentence other providers' DMARC check offers.
+      type: dict
+    smtp_presets:
+      description:
+        - Sender domain to a known SMTP server (C(operator), C(host), C(port), C(rate_limit_per_hour),
+          C(rate_limit_source), C(steps), C(source)); empty for a relay, whose server is one for every sender.
+      type: dict
+    preset:
+      description: The entry of RV(_raw.smtp_presets) for O(sender_email)'s domain; null without one.
       type: dict
     docs_url:
       description: The provider's documentation of its SMTP service.

@@ -28,10 +28,30 @@ HINTS = {
     "connection-refused":
         "Nothing listens on that host and port: check the port (465 or 587) and that the relay is up.",
     "connect-timeout":
-        "The SMTP server did not answer in time: the port may be blocked or wrong; try 465 or 587.",
+        "No TCP connection within the timeout: the port is blocked on the way (outbound 465/587 are "
+        "often filtered) or wrong; try 465 or 587.",
+    "greeting-timeout":
+        "Connected, but the server sent no SMTP greeting (or no answer to EHLO) in time: the port speaks "
+        "another protocol, or a proxy or an overloaded server holds it; check the host and port.",
+    "tls-timeout":
+        "The TLS handshake did not finish in time: something on the way holds TLS traffic, or the server "
+        "is overloaded; retry, then try the other port (465 or 587).",
+    "auth-timeout":
+        "The server did not answer the login in time. Mail servers delay their answer to a failed login "
+        "and slow down further tries from the same address, so a wrong password (or a mailbox that does "
+        "not allow mail clients) is the likely cause: check the credentials, then wait a few minutes "
+        "before trying again.",
+    "mail-timeout":
+        "The server took the login but did not answer MAIL FROM, RCPT TO or DATA in time: it is "
+        "overloaded or throttling this client; retry later.",
     "tls-mismatch":
         "The port and the TLS mode disagree: Supabase uses implicit TLS only on 465 and STARTTLS on "
-        "other ports. Use 465, or 587 with a relay that offers STARTTLS.",
+        "other ports. Use 465 for a server that speaks TLS from the first byte, or 587 with a server "
+        "that offers STARTTLS.",
+    "tls-handshake":
+        "The port speaks TLS, but the handshake failed with an alert from the server: the server and "
+        "Supabase Auth (TLS 1.2 or newer) share no protocol version or cipher, or the server's TLS "
+        "setup is broken. The port is right; the server's side must be fixed.",
     "tls-certificate":
         "The relay's TLS certificate was not accepted: check the host name matches the certificate "
         "(use the relay's documented host, not an IP address) and that the certificate is current and "
@@ -43,13 +63,20 @@ HINTS = {
         "The relay does not offer SMTP AUTH on this connection, or wants a login that was not given: "
         "set the SMTP user name and password, and check the host is the relay's submission host "
         "(not a mailbox's MX server).",
+    "login-required":
+        "The server sends mail only for clients that log in, and no user name and password were given: "
+        "set them (this probe tried no login).",
+    "auth-temporary":
+        "The server could not check the login just now (a temporary authentication failure on its side, "
+        "or a limit on logins): wait a few minutes and retry; nothing is wrong with this request itself.",
     "auth-rejected":
         "The relay refused the SMTP user name or password: check the SMTP user exists and the password "
         "stored in Supabase is its current one (no trailing space); an API key is not an SMTP password "
         "unless the relay says so.",
     "sender-rejected":
-        "The relay refuses the From address: verify it (click the link the relay mailed to it) or "
-        "verify its domain, then retry.",
+        "The server refuses this From address for this login: a relay sends only From addresses (or "
+        "domains) verified with it, a mailbox's own server only From its own address. Use an address "
+        "the server accepts.",
     "recipient-rejected":
         "The recipient address was refused: check the test address exists.",
     "rate-limited":
@@ -67,6 +94,11 @@ _RULES = [
     ("starttls-unavailable",
      r"unencrypted connection|starttls (is )?not (supported|offered|available)|does not support starttls"
      r"|starttls extension not supported"),
+    ("auth-temporary",
+     r"temporary authentication failure"),
+    ("tls-handshake",
+     r"tlsv1 alert|sslv3 alert|alert protocol version|alert internal error|alert handshake failure"
+     r"|unsupported protocol|no shared cipher|no protocols available|tls: protocol version not supported"),
     ("tls-mismatch",
      r"first record does not look like a tls handshake|wrong version number"
      r"|tls: oversized record|unknown protocol|record layer failure"),
@@ -100,10 +132,27 @@ _RULES = [
 ]
 _COMPILED = [(name, re.compile(pattern)) for name, pattern in _RULES]
 
-FAILURE_CLASSES = tuple(rule[0] for rule in _RULES) + ("whitespace-in-credential", "unknown")
+FAILURE_CLASSES = tuple(HINTS)
 
 # Stages of an SMTP conversation, in order; a probe reports the one it stopped at.
-STAGES = ("connect", "tls", "ehlo", "auth", "mail", "rcpt", "data")
+STAGES = ("connect", "tls", "greeting", "ehlo", "auth", "mail", "rcpt", "data")
+
+# What a timeout means depends on where it hit: each stage has its own class and hint.
+TIMEOUT_CLASS = {
+    "connect": "connect-timeout",
+    "tls": "tls-timeout",
+    "greeting": "greeting-timeout",
+    "ehlo": "greeting-timeout",
+    "auth": "auth-timeout",
+    "mail": "mail-timeout",
+    "rcpt": "mail-timeout",
+    "data": "mail-timeout",
+}
+
+# Refusals that mean "log in first" when no login was tried (Postfix: "Sender address rejected:
+# not logged in", "Relay access denied", "Recipient address rejected: Access denied"; 530).
+_SAYS_LOGIN_NEEDED = re.compile(r"not logged in|access denied|authentication required|must (be )?authenticate"
+                                r"|(^|\D)530(\D|$)")
 
 
 def hint_for(error_class):
@@ -144,16 +193,26 @@ _STAGE_OVERRIDES = {
 }
 
 
-def classify_smtp_reply(stage, code, text):
+def timeout_class(stage):
+    """The failure class of a timeout met at `stage`."""
+    return TIMEOUT_CLASS.get(stage, "connect-timeout")
+
+
+def classify_smtp_reply(stage, code, text, logged_in=True):
     """(class, hint) for an SMTP refusal met at `stage` (one of STAGES) with reply `code`/`text`.
 
     The stage decides (a refusal of MAIL FROM is about the sender, of RCPT TO about the
     recipient, of AUTH about the credentials), unless the text names a more precise cause the
     stage allows (a relay that checks the sender at RCPT or at the end of DATA, a 530 asking for
     a login, a 421/451 rate limit). A temporary (4xx) refusal the text does not explain is
-    relay-refused, not a verdict on the sender or recipient.
+    relay-refused, not a verdict on the sender or recipient. Without a login (`logged_in` false), a
+    refusal of MAIL or RCPT that asks for one is login-required, not a verdict on the addresses.
     """
     text_class, _hint = classify_failure("%s %s" % (code or "", text or ""))
+    if not logged_in and stage in ("mail", "rcpt") and _SAYS_LOGIN_NEEDED.search("%s %s" % (code or "", (text or "").lower())):
+        return "login-required", HINTS["login-required"]
+    if text_class == "auth-temporary" and stage in ("auth", "mail", "rcpt"):
+        return text_class, HINTS[text_class]
     if text_class == "rate-limited" and not _SAYS_RATE_LIMIT.search((text or "").lower()):
         text_class = None  # a bare 421/451 is any temporary failure, not necessarily a rate limit
     if code == 530 and stage in ("mail", "rcpt"):

@@ -29,6 +29,7 @@ import re
 #     means any selector the caller names (the relay hands out the key and the selector).
 #   default_selectors: looked up when the caller gives no dkim_selector.
 #   signs_as_sender: the server signs and sends as the From domain itself (a mailbox's own server).
+#   aligned_alternatives: sentences naming the aligned paths to offer when this one is not aligned.
 # An unknown relay: a key or CNAME at a selector the caller names counts, SPF is not judged.
 GENERIC_RELAY = {
     "title": "the relay",
@@ -38,6 +39,9 @@ GENERIC_RELAY = {
     "default_selectors": (),
     "signs_as_sender": False,
     "own_domain_steps": "have the relay sign DKIM with d=<that domain> and publish the relay's key (or CNAME) under it",
+    # The aligned ways to send From this address instead (the registered providers whose server signs
+    # as the sender say them, in their own words: their advice "aligned-alternative").
+    "aligned_alternatives": (),
 }
 IDENTITY_KEYS = tuple(GENERIC_RELAY)
 
@@ -50,7 +54,8 @@ def relay_identity(title=None, dns=None):
     """
     identity = dict(GENERIC_RELAY)
     if dns:
-        identity.update(spf_includes=(), dkim_cname_suffixes=(), dkim_txt_selectors=(), default_selectors=())
+        identity.update(spf_includes=(), dkim_cname_suffixes=(), dkim_txt_selectors=(), default_selectors=(),
+                        aligned_alternatives=())
         for key in IDENTITY_KEYS:
             if dns.get(key) is not None and key != "title":
                 value = dns[key]
@@ -62,11 +67,16 @@ def relay_identity(title=None, dns=None):
     return identity
 
 
-# Mailbox providers whose own SMTP server is known: domain -> (provider, host, port).
-# Rambler: chatmail/provider-db rambler.ru.md (see the reference notes on mailbox providers, section 6).
-_RAMBLER = ("Rambler", "smtp.rambler.ru", 465)
-MAILBOX_SMTP = {domain: _RAMBLER for domain in (
-    "rambler.ru", "autorambler.ru", "myrambler.ru", "rambler.ua", "lenta.ru", "ro.ru", "r0.ru")}
+# Domains whose addresses are mailboxes at a public mail provider: their DNS (DKIM, SPF) belongs to
+# that provider, so no relay can be verified for them. Public knowledge, not one relay's: the
+# providers' own sign-up pages; Rambler's family from chatmail/provider-db rambler.ru.md.
+FREE_MAIL_DOMAINS = frozenset((
+    "rambler.ru", "ro.ru", "lenta.ru", "autorambler.ru", "myrambler.ru", "rambler.ua", "r0.ru",
+    "mail.ru", "inbox.ru", "list.ru", "bk.ru", "internet.ru", "yandex.ru", "yandex.com", "ya.ru", "narod.ru",
+    "gmail.com", "googlemail.com", "yahoo.com", "ymail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
+    "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com", "gmx.com", "gmx.net", "gmx.de",
+    "web.de", "zoho.com", "qq.com", "163.com",
+))
 
 # Two-label public suffixes, so that organisational_domain() needs no Public Suffix List for the
 # common cases. A domain under another multi-label suffix is cut one label too short.
@@ -438,24 +448,16 @@ def remedies(domain, relay, dmarc, aligned, consequence):
             % (organisational_domain(domain), organisational_domain(domain)),
             "Accept the risk: without a DMARC record, receivers judge this mail by their own rules.",
         ]
-    provider = MAILBOX_SMTP.get(domain)
-    if provider:
-        mailbox = ("Use the mailbox's own SMTP server instead of a relay: the one path that is "
-                   "DMARC-aligned for a %s address, because %s signs its users' mail itself. For %s that is %s "
-                   "on port %d (implicit TLS), with the mailbox's login; allow mail clients in the mailbox "
-                   "settings first." % (domain, provider[0], domain, provider[1], provider[2]))
-    else:
-        mailbox = ("Use the mailbox's own SMTP server (of the provider hosting %s mail) instead of a relay: "
-                   "the one path that is DMARC-aligned for a mailbox address, because the "
-                   "provider signs its users' mail itself (for a Rambler mailbox: smtp.rambler.ru on port 465, "
-                   "implicit TLS)." % domain)
-    if provider:
-        which = "not %s: its DNS belongs to %s" % (domain, provider[0])
-    else:
-        which = "%s itself, if you control its DNS" % domain
-    own_domain = ("Use a From address on a domain you control (%s): %s; then run this check again with "
-                  "dkim_selector set to the relay's selector (and return_path_host to its bounce host, if it has one)."
-                  % (which, relay["own_domain_steps"]))
+    alternatives = [text for text in relay.get("aligned_alternatives") or () if text]
+    if not alternatives:
+        alternatives = [
+            "Use the mailbox's own SMTP server (of the provider hosting %s mail) instead of a relay, with the "
+            "mailbox's login: the one path that is DMARC-aligned for a mailbox address, because the provider "
+            "signs its users' mail itself." % domain]
+    own_domain = ("Use a From address on a domain you control (%s itself only if you control its DNS; a mailbox "
+                  "provider's domain is not yours): %s; then run this check again with dkim_selector set to the "
+                  "relay's selector (and return_path_host to its bounce host, if it has one)."
+                  % (domain, relay["own_domain_steps"]))
     if consequence == "reject":
         risk = ("Accept the risk: receivers that enforce DMARC (most large mailbox providers) will refuse this "
                 "mail; good for tests only.")
@@ -465,4 +467,4 @@ def remedies(domain, relay, dmarc, aligned, consequence):
     else:
         risk = ("Accept the risk: nothing asks receivers to refuse this mail, but they may still filter or refuse "
                 "unaligned mail (Gmail refuses unauthenticated gmail.com mail although gmail.com publishes p=none).")
-    return [mailbox, own_domain, risk]
+    return alternatives + [own_domain, risk]

@@ -22,6 +22,8 @@ import importlib
 import os
 import re
 
+from ansible_collections.karto.supabase_mail.plugins.module_utils._diagnose import FAILURE_CLASSES
+
 PROVIDER_MODULE_PREFIX = "_provider_"
 _PACKAGE = "ansible_collections.karto.supabase_mail.plugins.module_utils"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
@@ -40,12 +42,9 @@ USERNAME_RULES = (
 )
 TLS_MODES = ("implicit", "starttls")
 # Failure classes advice may be given for (the classes of _diagnose), plus the contract's own
-# "sender-unverified": what to do while the relay's API says the sender is not verified yet.
-ADVICE_CLASSES = (
-    "sender-unverified", "sender-rejected", "auth-rejected", "auth-unavailable", "recipient-rejected",
-    "rate-limited", "relay-refused", "tls-mismatch", "tls-certificate", "starttls-unavailable",
-    "connect-timeout", "connection-refused", "dns", "whitespace-in-credential", "unknown",
-)
+# "sender-unverified" (what to do while the relay's API says the sender is not verified yet) and
+# "aligned-alternative" (what other providers' DMARC preflight offers as the aligned way).
+ADVICE_CLASSES = ("sender-unverified", "aligned-alternative") + FAILURE_CLASSES
 DNS_KEYS = ("spf_includes", "dkim_cname_suffixes", "dkim_txt_selectors", "default_selectors", "signs_as_sender")
 
 
@@ -65,11 +64,21 @@ class RelayProfile:
       default_selectors: looked up when no selector is known;
       signs_as_sender: the server signs and sends as the From domain itself (a mailbox's own server).
     own_domain_steps: how to make a domain the team controls carry the relay's DKIM (and SPF).
-    advice: failure class -> what to do, for this provider; `{sender_email}` is filled in.
+    advice: failure class -> what to do, for this provider; `{sender_email}` is filled in, and with a
+      preset for the sender's domain also `{operator}`, `{smtp_host}`, `{smtp_port}` and `{steps}`;
+      `{operator_clause}` (" (operator: host on port N, TLS mode)") and `{steps_clause}` ("; steps")
+      are those facts as clauses, empty without a preset.
+      A provider whose server signs as the sender gives "aligned-alternative": the sentence the DMARC
+      preflight of every other provider offers as the aligned way ("set mail_provider: ...").
+    smtp_presets: sender domain -> SmtpPreset, for a provider whose server depends on the sender's
+      domain (a mailbox's own server); `smtp_host`/`default_port` are then the first preset's.
+    rate_limit_per_hour: the most mails an hour the provider takes from one account, when it caps
+      them (per preset for a mailbox); the default for Supabase's rate_limit_email_sent.
     """
 
     def __init__(self, name, title, smtp_host, smtp_ports, default_port, username_rule, password_source,
-                 dns, own_domain_steps, advice, fixed_username=None, docs_url=None, is_default=False):
+                 dns, own_domain_steps, advice, fixed_username=None, docs_url=None, is_default=False,
+                 smtp_presets=None):
         self.name = name
         self.title = title
         self.smtp_host = smtp_host
@@ -84,12 +93,26 @@ class RelayProfile:
         self.docs_url = docs_url
         # The provider setup-mail.yml uses when mail_provider is not set; exactly one has it.
         self.is_default = is_default
+        self.smtp_presets = dict(smtp_presets or {})
+
+    def preset_for(self, sender_email):
+        """The SmtpPreset for the sender address's domain, or None."""
+        domain = (sender_email or "").rpartition("@")[2].strip().lower().rstrip(".")
+        return self.smtp_presets.get(domain) if domain else None
 
     def as_dict(self, sender_email=None):
         """Plain data for Ansible: lists instead of tuples, port keys as ints, advice filled in."""
         advice = self.advice
+        preset = self.preset_for(sender_email)
+        fill = {"{sender_email}": sender_email, "{operator_clause}": "", "{steps_clause}": ""}
+        if preset:
+            tls = "implicit TLS" if self.smtp_ports.get(preset.port) == "implicit" else "STARTTLS"
+            fill.update({"{operator}": preset.operator, "{smtp_host}": preset.host, "{smtp_port}": str(preset.port),
+                         "{steps}": preset.steps,
+                         "{operator_clause}": " (%s: %s on port %d, %s)" % (preset.operator, preset.host, preset.port, tls),
+                         "{steps_clause}": "; %s" % preset.steps})
         if sender_email:
-            advice = {key: text.replace("{sender_email}", sender_email) for key, text in advice.items()}
+            advice = {key: _fill(text, fill) for key, text in advice.items()}
         return {
             "name": self.name,
             "title": self.title,
@@ -105,7 +128,39 @@ class RelayProfile:
             "advice": dict(advice),
             "docs_url": self.docs_url,
             "is_default": self.is_default,
+            "smtp_presets": {domain: preset.as_dict() for domain, preset in sorted(self.smtp_presets.items())},
+            # The preset for sender_email's domain (None without one, or without sender_email).
+            "preset": preset.as_dict() if preset else None,
         }
+
+
+class SmtpPreset:
+    """A known SMTP server for the addresses of one domain (a mailbox provider's own server).
+
+    operator: who runs it ("Example Mail"); host, port: where Supabase Auth connects (465 implicit
+    TLS, else STARTTLS); rate_limit_per_hour: the mails an hour to allow Supabase, conservative;
+    rate_limit_source: where that figure comes from, or that it is an assumption; steps: what the
+    mailbox owner must do first (e.g. allow mail clients in the mailbox settings); source: where
+    host and port come from."""
+
+    def __init__(self, operator, host, port, rate_limit_per_hour, rate_limit_source, steps, source):
+        self.operator = operator
+        self.host = host
+        self.port = port
+        self.rate_limit_per_hour = rate_limit_per_hour
+        self.rate_limit_source = rate_limit_source
+        self.steps = steps
+        self.source = source
+
+    def as_dict(self):
+        return dict(vars(self))
+
+
+def _fill(text, values):
+    for key, value in values.items():
+        if value is not None:
+            text = text.replace(key, value)
+    return text
 
 
 def profile_problems(profile, module_name=None):
@@ -149,6 +204,17 @@ def profile_problems(profile, module_name=None):
     unknown = [key for key in profile.advice if key not in ADVICE_CLASSES]
     if unknown:
         problems.append("%s: advice for unknown failure classes %s" % (label, ", ".join(unknown)))
+    if profile.dns.get("signs_as_sender") and not str(profile.advice.get("aligned-alternative") or "").strip():
+        problems.append("%s: a server that signs as the sender needs advice for aligned-alternative" % label)
+    for domain, preset in profile.smtp_presets.items():
+        if not isinstance(preset, SmtpPreset):
+            problems.append("%s: smtp_presets[%s] is not an SmtpPreset" % (label, domain))
+        elif preset.port not in profile.smtp_ports or not all(
+                isinstance(value, str) and value.strip() for value in (preset.operator, preset.host, preset.steps,
+                                                                       preset.rate_limit_source, preset.source)) \
+                or not isinstance(preset.rate_limit_per_hour, int) or preset.rate_limit_per_hour < 1:
+            problems.append("%s: smtp_presets[%s] needs operator, host, a port of smtp_ports, a rate limit of at "
+                            "least 1 with its source, steps and source" % (label, domain))
     return problems
 
 

@@ -29,6 +29,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._diagnose impo
     classify_failure,
     classify_smtp_reply,
     hint_for,
+    timeout_class,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._secrets import Redactor
 
@@ -40,6 +41,10 @@ EHLO_NAME = "localhost"  # Go's net/smtp default; Supabase uses its API host nam
 TLS_SNIFF_AFTER_SECONDS = 1.0
 # How long after the deadline the module waits for a port's thread to hand in its own verdict.
 DEADLINE_GRACE_SECONDS = 0.5
+# OpenSSL reasons that mean the peer speaks TLS but no session could be agreed (an alert from the
+# server, or no common protocol version or cipher): the port is right, the server's TLS is not.
+_TLS_NO_AGREEMENT = ("UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE",
+                     "NO_SUITABLE_SIGNATURE_ALGORITHM", "VERSION_TOO_LOW", "VERSION_TOO_HIGH")
 
 
 class Deadline:
@@ -62,6 +67,22 @@ class ProbeStop(Exception):
         self.error_class = error_class
         self.reply = reply
         self.hint = hint
+
+
+class AuthGate:
+    """One login at a time across the ports of one probe, and none after a refusal.
+
+    Mail servers delay the answer to a failed login and then slow down every further login from
+    the same address (Dovecot's auth_failure_delay and auth penalty), so the same wrong password
+    tried on two ports at once turns a quick 535 into timeouts. The first refusal is the verdict
+    for every port."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.refusal = None  # (error_class, port, reply) of the first refused login
+
+    def acquire(self, timeout):
+        return self.lock.acquire(timeout=max(0.0, timeout))
 
 
 class Progress:
@@ -122,11 +143,12 @@ class PortProbe:
         self.result = {
             "port": port, "ok": False, "stage": "connect", "tls": None, "auth_mechanism": None,
             "sent": False, "connected_to": None, "error_class": None, "hint": None, "reply": None,
-            "elapsed": None,
+            "elapsed": None, "rcpt_to": None,
         }
         self.smtp = None
         self.sockaddr = None
         self.last_reply = None
+        self.unjudged = None  # the refusal of RCPT TO <sender> when it said nothing about the sender
 
     # plumbing
 
@@ -138,7 +160,8 @@ class PortProbe:
         """Give the next socket operation what is left of the time, or stop when nothing is."""
         remaining = self.deadline.remaining()
         if remaining <= 0:
-            raise ProbeStop("connect-timeout", "No answer %s within the %d s timeout." % (what, self.spec["timeout"]))
+            raise ProbeStop(timeout_class(self.result["stage"]),
+                            "No answer %s within the %d s timeout." % (what, self.spec["timeout"]))
         if self.smtp is not None and self.smtp.sock is not None:
             self.smtp.sock.settimeout(remaining)
         return remaining
@@ -160,15 +183,27 @@ class PortProbe:
         return context
 
     def tls_failure(self, error, during):
-        """Stop for a failed TLS handshake: certificate, timeout, or the port not speaking TLS."""
+        """Stop for a failed TLS handshake: certificate, timeout, an alert, or the port not speaking TLS."""
         if isinstance(error, ssl.SSLCertVerificationError):
             detail = getattr(error, "verify_message", None) or str(error)
             raise ProbeStop("tls-certificate", "TLS certificate of %s not accepted (%s): %s"
                             % (self.spec["host"], during, detail))
         if isinstance(error, socket.timeout):
-            raise ProbeStop("connect-timeout", "No TLS answer (%s) within the %d s timeout." % (during, self.spec["timeout"]))
+            raise ProbeStop("tls-timeout", "No TLS answer (%s) within the %d s timeout." % (during, self.spec["timeout"]))
         reason = getattr(error, "reason", None) or str(error) or error.__class__.__name__
-        raise ProbeStop("tls-mismatch", "TLS handshake failed (%s): %s" % (during, reason))
+        if tls_disagreement(error):
+            raise ProbeStop("tls-handshake", "TLS handshake failed (%s), the server speaks TLS but refused the session: %s"
+                            % (during, reason))
+        if during == "implicit TLS" and self.port == SUPABASE_IMPLICIT_TLS_PORT:
+            hint = ("Port 465 neither completed a TLS handshake nor greeted in plain text. Supabase Auth starts TLS at "
+                    "once on 465: check this host really serves implicit TLS on 465, or use its STARTTLS port (587).")
+        elif during == "implicit TLS":
+            hint = ("Port %d did not complete a TLS handshake: if it speaks plain SMTP, remove it from "
+                    "implicit_tls_ports (Supabase Auth starts TLS at once only on 465)." % self.port)
+        else:
+            hint = ("The server offered STARTTLS on port %d but the handshake after it failed: the server's TLS is "
+                    "broken on this port; try its implicit-TLS port 465." % self.port)
+        raise ProbeStop("tls-mismatch", "TLS handshake failed (%s): %s" % (during, reason), hint)
 
     # steps
 
@@ -251,7 +286,8 @@ class PortProbe:
             sock.settimeout(self.arm("to the TLS handshake"))
             tls_sock = self.tls_context().wrap_socket(sock, server_hostname=self.spec["host"])
         except (ssl.SSLError, OSError) as error:
-            if isinstance(error, (ssl.SSLCertVerificationError, socket.timeout)):
+            # A certificate, a timeout or an alert: the port speaks TLS, no need to look for a plain greeting.
+            if isinstance(error, (ssl.SSLCertVerificationError, socket.timeout)) or tls_disagreement(error):
                 self.tls_failure(error, "implicit TLS")
             greeting = self.sniff_plain_greeting()
             if greeting:
@@ -296,13 +332,13 @@ class PortProbe:
                 return True
 
     def greet(self, sock):
-        self.stage("ehlo")
+        self.stage("greeting")
         smtp = smtplib.SMTP(local_hostname=EHLO_NAME)
         smtp.sock = sock
         smtp._host = self.spec["host"]  # the name STARTTLS checks the certificate against
         self.smtp = smtp
         if not self.implicit and not self.wait_for_greeting(sock):
-            raise ProbeStop("connect-timeout", "Connected, but no SMTP greeting within the %d s timeout (and no TLS "
+            raise ProbeStop("greeting-timeout", "Connected, but no SMTP greeting within the %d s timeout (and no TLS "
                             "handshake either)." % self.spec["timeout"])
         self.arm("with the SMTP greeting")
         code, message = self.read_reply(smtp.getreply)
@@ -318,11 +354,11 @@ class PortProbe:
             raise  # a refusal with a code (DATA's): the caller classifies it
         except smtplib.SMTPServerDisconnected as error:
             if "timed out" in str(error):
-                raise ProbeStop("connect-timeout", "No answer from the server within the %d s timeout (%s)."
-                                % (self.spec["timeout"], self.result["stage"]))
+                raise ProbeStop(timeout_class(self.result["stage"]), "No answer from the server within the %d s "
+                                "timeout (%s)." % (self.spec["timeout"], self.result["stage"]))
             raise ProbeStop("relay-refused", "The server closed the connection (%s)." % self.result["stage"])
         except socket.timeout:
-            raise ProbeStop("connect-timeout", "No answer from the server within the %d s timeout (%s)."
+            raise ProbeStop(timeout_class(self.result["stage"]), "No answer from the server within the %d s timeout (%s)."
                             % (self.spec["timeout"], self.result["stage"]))
         except (ssl.SSLError, OSError) as error:
             raise ProbeStop("relay-refused", "Connection lost (%s): %s" % (self.result["stage"], error))
@@ -377,6 +413,25 @@ class PortProbe:
         self.stage("auth")
         if not self.smtp.has_extn("auth"):
             raise ProbeStop("auth-unavailable", "EHLO offered no AUTH (it offered: %s)." % self.offered())
+        gate = self.spec["auth_gate"]
+        if not gate.acquire(self.deadline.remaining()):
+            raise ProbeStop("auth-timeout", "No time left for AUTH within the %d s timeout: another port's login "
+                            "took it." % self.spec["timeout"])
+        try:
+            if gate.refusal:
+                error_class, port, reply = gate.refusal
+                raise ProbeStop(error_class, "AUTH not tried: the same login was just refused on port %d (%s); "
+                                "another try would only make the server slow down logins further." % (port, reply))
+            try:
+                self.login()
+            except ProbeStop as stop:
+                if stop.error_class in ("auth-rejected", "auth-timeout", "auth-temporary"):
+                    gate.refusal = (stop.error_class, self.port, stop.reply)
+                raise
+        finally:
+            gate.lock.release()
+
+    def login(self):
         username, password = self.spec["username"], self.spec["password"]
         mechanism = self.mechanism()
         self.result["auth_mechanism"] = mechanism
@@ -407,22 +462,31 @@ class PortProbe:
             raise ProbeStop(error_class, self.last_reply)
 
     def envelope(self):
+        logged_in = self.spec["username"] is not None
         self.stage("mail")
         self.arm("to MAIL FROM")
         code, message = self.read_reply(self.smtp.mail, self.spec["sender"])
         self.last_reply = reply_text(code, message)
         if code != 250:
-            error_class, _hint = classify_smtp_reply("mail", code, self.last_reply)
+            error_class, _hint = classify_smtp_reply("mail", code, self.last_reply, logged_in)
             raise ProbeStop(error_class, self.last_reply)
-        if not self.spec["recipient"]:
-            return
+        # Many servers judge the sender only at RCPT TO (Postfix's smtpd_delay_reject=yes, its default,
+        # applies smtpd_sender_restrictions there). Without a recipient the sender's own address is
+        # used, and the transaction is then reset: nothing is delivered.
+        recipient = self.spec["recipient"] or self.spec["sender"]
+        self.result["rcpt_to"] = recipient
         self.stage("rcpt")
         self.arm("to RCPT TO")
-        code, message = self.read_reply(self.smtp.rcpt, self.spec["recipient"])
+        code, message = self.read_reply(self.smtp.rcpt, recipient)
         self.last_reply = reply_text(code, message)
-        if code not in (250, 251):
-            error_class, _hint = classify_smtp_reply("rcpt", code, self.last_reply)
-            raise ProbeStop(error_class, self.last_reply)
+        if code in (250, 251):
+            return
+        error_class, _hint = classify_smtp_reply("rcpt", code, self.last_reply, logged_in)
+        if error_class == "recipient-rejected" and not self.spec["recipient"]:
+            # A refusal of the sender's own address as a recipient says nothing about the sender.
+            self.unjudged = self.last_reply
+            return
+        raise ProbeStop(error_class, self.last_reply)
 
     def send_message(self):
         self.stage("data")
@@ -505,7 +569,20 @@ class PortProbe:
             self.progress.close_sockets()
         self.result["reply"] = spec["redact"](self.last_reply)
         self.result["elapsed"] = round(self.deadline.elapsed(), 3)
+        if self.unjudged and self.result["ok"]:
+            self.spec["warnings"].append(
+                "port %d: the server refused the sender's own address as a recipient (%s), so its verdict on the "
+                "sender could not be seen; give recipient to check it." % (self.port, spec["redact"](self.unjudged)))
         return self.result
+
+
+def tls_disagreement(error):
+    """Whether a TLS failure shows a peer that speaks TLS but agreed on no session (an alert, no common
+    version or cipher), as opposed to a peer that does not speak TLS at all."""
+    if not isinstance(error, ssl.SSLError) or isinstance(error, ssl.SSLCertVerificationError):
+        return False
+    reason = str(getattr(error, "reason", None) or "").upper()
+    return "ALERT" in reason or reason in _TLS_NO_AGREEMENT
 
 
 def b64(text):
@@ -532,18 +609,20 @@ def unfinished_result(spec, port, progress, deadline):
         name = spec["connect_to"].get(port, (spec["host"],))[0]
         reply = "%s did not resolve within the %d s timeout." % (name, spec["timeout"])
     else:
-        error_class = "connect-timeout"
+        error_class = timeout_class(progress.stage)
         reply = "No answer within the %d s timeout (%s)." % (spec["timeout"], progress.stage)
     return {
         "port": port, "ok": False, "stage": progress.stage, "tls": None, "auth_mechanism": None, "sent": False,
         "connected_to": None, "error_class": error_class, "hint": hint_for(error_class), "reply": reply,
-        "elapsed": round(deadline.elapsed(), 3),
+        "elapsed": round(deadline.elapsed(), 3), "rcpt_to": None,
     }
 
 
 def probe_all(spec):
     """Probe every port at the same time; one result per port, in the order of spec['ports']."""
     deadline = Deadline(spec["timeout"])
+    spec = dict(spec, auth_gate=AuthGate())
+    spec.setdefault("warnings", [])
     jobs = []
     for port in spec["ports"]:
         future, progress = Future(), Progress()
@@ -565,7 +644,7 @@ def probe_all(spec):
                 "port": port, "ok": False, "stage": progress.stage, "tls": None, "auth_mechanism": None,
                 "sent": False, "connected_to": None, "error_class": "unknown", "hint": hint_for("unknown"),
                 "reply": spec["redact"]("%s: %s" % (error.__class__.__name__, error)),
-                "elapsed": round(deadline.elapsed(), 3),
+                "elapsed": round(deadline.elapsed(), 3), "rcpt_to": None,
             })
         else:
             results.append(future.result())
@@ -592,7 +671,7 @@ def whitespace_results(ports, problem):
     return [{
         "port": port, "ok": False, "stage": "connect", "tls": None, "auth_mechanism": None, "sent": False,
         "connected_to": None, "error_class": "whitespace-in-credential", "hint": problem, "reply": None,
-        "elapsed": 0.0,
+        "elapsed": 0.0, "rcpt_to": None,
     } for port in ports]
 
 

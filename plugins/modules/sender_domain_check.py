@@ -96,6 +96,14 @@ options:
       own_domain_steps:
         description: How to make a domain the team controls carry the relay's DKIM and SPF, for the options.
         type: str
+      aligned_alternatives:
+        description:
+          - Sentences naming the aligned ways to send From this address instead, offered first in
+            RV(options) when the relay is not aligned. The C(mail_verify) role passes the
+            C(aligned-alternative) advice of every registered provider whose server signs as the sender.
+          - When empty, a generic sentence about the mailbox's own SMTP server is offered.
+        type: list
+        elements: str
   dkim_selector:
     description:
       - The selector the relay signs with under the From domain, without C(._domainkey), for example
@@ -318,7 +326,7 @@ dkim:
       type: bool
       sample: true
 aligned:
-  description: Whether DKIM or SPF is aligned with the From domain when the relay sends (always true for O(relay=mailbox)).
+  description: Whether DKIM or SPF is aligned with the From domain when the relay sends (always true with O(relay_identity.signs_as_sender)).
   returned: always
   type: bool
   sample: false
@@ -501,6 +509,7 @@ def run_module():
                 default_selectors=dict(type="list", elements="str"),
                 signs_as_sender=dict(type="bool", default=False),
                 own_domain_steps=dict(type="str"),
+                aligned_alternatives=dict(type="list", elements="str"),
             )),
             dkim_selector=dict(type="str"),
             return_path_host=dict(type="str"),

@@ -74,15 +74,23 @@ options:
         A relay that checks senders refuses an unverified one here.
       - A plain ASCII address (an internationalised domain in its C(xn--) form), as Supabase Auth sends
         without C(SMTPUTF8); anything else is refused before any connection. The same holds for O(recipient).
-      - Some relays check the From address only after the message, at the end of C(DATA); only
-        O(send=true) sees that refusal. The provider roles therefore also ask the relay's API whether
-        the sender is verified (C(mail_relay.sender_verified)).
+      - Many servers judge the sender only at C(RCPT TO) (Postfix does by default). So after
+        C(MAIL FROM) the probe always goes on to C(RCPT TO) - to O(recipient), or without one to the
+        sender's own address - and then resets the transaction with C(RSET), so nothing is delivered.
+        If the server refuses the sender's own address as a recipient, the sender is not judged and a
+        warning says so.
+      - What it cannot see - some relays check the From address only after the message, at the end of
+        C(DATA); only O(send=true) sees that refusal. The provider roles therefore also ask the relay's
+        API whether the sender is verified (C(mail_relay.sender_verified)). Nor can it see what a
+        receiving server will do with the mail (DMARC, spam filters); see
+        M(karto.supabase_mail.sender_domain_check).
       - Without it the probe stops after C(AUTH) (after C(EHLO) when no credentials are given).
     type: str
   recipient:
     description:
       - Recipient (C(RCPT TO)) to try. Needs O(sender).
       - Without O(send=true) the transaction is then reset with C(RSET) and nothing is sent.
+      - Without it, C(RCPT TO) goes to O(sender) itself (see O(sender)).
     type: str
   send:
     description:
@@ -94,8 +102,9 @@ options:
   timeout:
     description:
       - Seconds the whole probe may take, for all ports together (they run at the same time), from
-        the first connection to the last answer. A port still not done by then is reported as
-        V(connect-timeout) (or V(dns) while its name was still resolving).
+        the first connection to the last answer. A port still not done by then is reported with the
+        timeout class of the stage it was at - V(connect-timeout), V(tls-timeout), V(greeting-timeout),
+        V(auth-timeout) or V(mail-timeout) - or V(dns) while its name was still resolving.
       - A silent (black-holed) port therefore costs at most this long.
     type: int
     default: 10
@@ -141,6 +150,11 @@ notes:
     client, accepts TLS 1.2 or later.
   - The relay sees a real login (and, with O(send=true), a real message), so the relay's logs and
     rate limits count it.
+  - Logins are tried one port at a time, and after the first refused login no other port tries it.
+    Mail servers delay the answer to a failed login and slow down further logins from the same
+    address, so the same wrong password on several ports at once would turn a quick refusal into
+    timeouts. The other ports then report the same class, with a reply that says the login was not
+    tried there.
 seealso:
   - module: karto.supabase_mail.supabase_smtp
   - module: karto.supabase_mail.supabase_email_test
@@ -230,7 +244,7 @@ results:
       description:
         - Where the probe stopped - the stage that failed, or the last one done when RV(results[].ok).
         - V(connect) (DNS and TCP), V(tls) (implicit TLS handshake, or C(STARTTLS) and its handshake),
-          V(ehlo) (the server's greeting and C(EHLO)), V(auth), V(mail), V(rcpt), V(data).
+          V(greeting) (the server's first line), V(ehlo), V(auth), V(mail), V(rcpt), V(data).
       type: str
       sample: auth
     tls:
@@ -252,9 +266,14 @@ results:
     error_class:
       description:
         - Null when the port worked, else one of V(whitespace-in-credential), V(dns), V(connect-timeout),
-          V(connection-refused), V(tls-mismatch), V(tls-certificate), V(starttls-unavailable),
-          V(auth-unavailable), V(auth-rejected), V(sender-rejected), V(recipient-rejected),
-          V(rate-limited), V(relay-refused), V(unknown).
+          V(connection-refused), V(tls-timeout), V(tls-mismatch) (the port and the TLS mode disagree),
+          V(tls-handshake) (the port speaks TLS but the server ended the handshake with an alert),
+          V(tls-certificate), V(greeting-timeout), V(starttls-unavailable), V(auth-unavailable),
+          V(auth-timeout) (no answer to the login in time; servers delay failed logins),
+          V(auth-temporary) (C(454) temporary authentication failure), V(auth-rejected),
+          V(login-required) (no credentials were given and the server wants a login),
+          V(sender-rejected), V(recipient-rejected), V(mail-timeout), V(rate-limited), V(relay-refused),
+          V(unknown).
       type: str
       sample: auth-rejected
     hint:
@@ -271,6 +290,10 @@ results:
       description: Seconds this port's probe took.
       type: float
       sample: 0.21
+    rcpt_to:
+      description: The address given to C(RCPT TO) (O(recipient), or O(sender) itself), or null when the probe did not get there.
+      type: str
+      sample: karto.help@ro.ru
 """
 
 import os
@@ -404,6 +427,7 @@ def run_module():
         connect_to=check_connect_to(params["connect_to"])[1],
         implicit_tls_ports=set(params["implicit_tls_ports"]),
         redact=SmtpRedactor(params["username"], params["password"]),
+        warnings=[],  # the probe's own findings, said once the ports are done
     )
 
     whitespace = credential_problem(params)
@@ -411,6 +435,8 @@ def run_module():
         results, elapsed = whitespace_results(ports, whitespace), 0.0
     else:
         results, elapsed = probe_all(spec)
+    for warning in spec["warnings"]:
+        module.warn(warning)
 
     recommended = recommended_port(results)
     outcome = dict(changed=False, ok=recommended is not None, recommended_port=recommended, results=results,

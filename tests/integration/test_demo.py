@@ -17,4 +17,6 @@ def test_the_demo_runs_twice_and_the_second_run_changes_nothing(tmp_path):
     assert "Second run: changed=0 on every project, 0 provider writes." in proc.stdout
     assert 'From: "KARTO" <karto.help@ro.ru>' in proc.stdout
     assert sorted(path.name for path in (tmp_path / "demo" / "secrets").iterdir()) == [
-        "smtp2go-karto-production.password", "smtp2go-karto-staging.password"]
+        "proven", "smtp2go-karto-production.password", "smtp2go-karto-staging.password"]
+    # Run 2 proves nothing again (mail_verify: on_change): the inbox still holds run 1's two mails.
+    assert proc.stdout.count("Sandbox inbox for karto.help@ro.ru: 2 message(s)") == 2

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from .core import run_services
 from .dns_server import DnsServer
+from .mailbox_server import MailboxServer
+from .mailgun_api import MailgunApi
+from .resend_api import ResendApi
 from .sendgrid_api import SendgridApi
 from .smtp2go_api import Smtp2goApi
 from .smtp_relay import SmtpRelay
@@ -25,7 +28,10 @@ SERVICES = (
     SupabaseManagementApi,
     Smtp2goApi,
     SendgridApi,
+    MailgunApi,
+    ResendApi,
     SmtpRelay,
+    MailboxServer,  # after SmtpRelay: it delivers into the relay's inbox
     SupabaseAuth,
 )
 

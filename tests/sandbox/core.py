@@ -336,6 +336,9 @@ RELAY_TLS_MODES = (IMPLICIT_TLS, STARTTLS)
 MAIL_FROM = "mail_from"  # the envelope sender, at MAIL FROM
 END_OF_DATA = "end_of_data"  # the message's From header, after the data
 SENDER_CHECK_STAGES = (MAIL_FROM, END_OF_DATA)
+# Only for a backend with its own server (RelayBackend.targets): the envelope sender, judged at RCPT
+# TO (Postfix's default, smtpd_delay_reject = yes). The shared relay has no such stage.
+RCPT_TO = "rcpt_to"
 
 # The relay's answer to a login that no backend claims, when no backend names its own
 # (RFC 4954 section 6, "535 5.7.8 Authentication credentials invalid").
@@ -355,18 +358,26 @@ class RelayBackend:
     the login then answers `sender_allowed(identity, mail_from)` -> (ok, SMTP reply), where identity is
     what it named (its account, when the login is one fixed word such as "apikey") or else the login,
     at its `sender_check` stage (MAIL_FROM
-    or END_OF_DATA) unless the relay knob `sender_check` says otherwise."""
+    or END_OF_DATA) unless the relay knob `sender_check` says otherwise.
+
+    A backend that runs its own SMTP server instead (the mailbox server: a real Postfix) names its
+    local listeners in `targets` (published port -> local port): Supabase Auth dials those, the shared
+    relay never sees its logins, so it needs no `authenticate`/`sender_allowed`, and its
+    `sender_check` may also be RCPT_TO."""
     name: str  # short provider name, e.g. in error messages
     hosts: tuple  # SMTP host names, lower case
     ports: dict  # port -> IMPLICIT_TLS | STARTTLS: the ports the provider publishes
-    authenticate: object  # (login, password) -> None | (ok, reply) | (ok, reply, identity)
-    sender_allowed: object  # (identity or login, mail_from) -> (ok, reply)
+    authenticate: object = None  # (login, password) -> None | (ok, reply) | (ok, reply, identity)
+    sender_allowed: object = None  # (identity or login, mail_from) -> (ok, reply)
     sender_check: str = END_OF_DATA
     # A documentation address standing in for the provider's in Go's dial errors (no real one here).
     address: str = "203.0.113.25"
     # The reply to a login no backend claims, if this provider should give it (at most the first
     # registered backend that sets it is used; else GENERIC_AUTH_FAILED_REPLY).
     unknown_login_reply: str = None
+    # port -> local port on 127.0.0.1 of the backend's own server (one entry per port in `ports`),
+    # or None: the shared relay's listener for the port's TLS mode.
+    targets: dict = None
 
     def problem(self):
         """None when the backend is well formed, else what is wrong."""
@@ -377,9 +388,16 @@ class RelayBackend:
         if not self.ports or any(not _is_int(port) or not 0 < port < 65536 or mode not in RELAY_TLS_MODES
                                  for port, mode in self.ports.items()):
             return f"relay backend {self.name}: ports must map port numbers to {' or '.join(RELAY_TLS_MODES)}"
-        if self.sender_check not in SENDER_CHECK_STAGES:
-            return f"relay backend {self.name}: sender_check must be one of {', '.join(SENDER_CHECK_STAGES)}"
-        if not callable(self.authenticate) or not callable(self.sender_allowed):
+        stages = SENDER_CHECK_STAGES + ((RCPT_TO,) if self.targets is not None else ())
+        if self.sender_check not in stages:
+            return f"relay backend {self.name}: sender_check must be one of {', '.join(stages)}"
+        if self.targets is not None:
+            if set(self.targets) != set(self.ports) or not all(
+                    _is_int(port) and 0 < port < 65536 for port in self.targets.values()):
+                return f"relay backend {self.name}: targets must map each of its ports to a local port"
+            if self.authenticate is not None or self.sender_allowed is not None:
+                return f"relay backend {self.name}: a backend with its own targets checks logins itself"
+        elif not callable(self.authenticate) or not callable(self.sender_allowed):
             return f"relay backend {self.name}: authenticate and sender_allowed must be callables"
         return None
 
@@ -426,6 +444,8 @@ class RelayBackends:
         """(backend, (ok, reply)) for the first backend that claims `login`; (None, (False, reply))
         when none does."""
         for backend in self.all():
+            if backend.authenticate is None:  # its own server checks its logins (targets)
+                continue
             verdict = backend.authenticate(login, password)
             if verdict is not None:
                 return backend, verdict
@@ -600,6 +620,8 @@ class ControlApi(HttpService):
             "name": backend.name, "hosts": list(backend.hosts), "address": backend.address,
             "ports": {str(port): mode for port, mode in sorted(backend.ports.items())},
             "sender_check": backend.sender_check,
+            "targets": ({str(port): local for port, local in sorted(backend.targets.items())}
+                        if backend.targets is not None else None),
         } for backend in self.context.relay_backends.all()])
 
     @route("DELETE", "/faults")

@@ -189,6 +189,36 @@ class Sandbox:
         """The local port of the relay's "starttls" or "implicit_tls" listener."""
         return self.endpoints[f"smtp_relay_{listener}_port"]
 
+    # Mailbox server (a real Postfix + Dovecot standing in for the mailbox's own SMTP server)
+
+    def mailbox_smtp_port(self, listener):
+        """The local port of the mailbox server's "implicit_tls" (465) or "starttls" (587) listener."""
+        return self.endpoints[f"mailbox_smtp_{listener}_port"]
+
+    def add_mailbox(self, address, password, clients_enabled=True):
+        """Create (or change) a mailbox: its login and only allowed sender is `address`;
+        clients_enabled=False is Rambler's "access by mail clients" switched off (AUTH fails)."""
+        return self.control("POST", "/mailbox/mailboxes",
+                            {"address": address, "password": password, "clients_enabled": clients_enabled})
+
+    def mailboxes(self):
+        """The mailboxes: [{"address", "clients_enabled"}] (no passwords)."""
+        return self.control("GET", "/mailbox/mailboxes")
+
+    def set_mailbox_knobs(self, **knobs):
+        """auth_available=False: Postfix's next AUTH loses its Dovecot connection (its real 454);
+        True or None restores. Returns the knobs in effect."""
+        return self.control("POST", "/mailbox/knobs", knobs)
+
+    def mailbox_log(self, which="postfix"):
+        """The lines of the mailbox server's Postfix (maillog_file) or Dovecot ("dovecot") log so far;
+        take len() before a step and slice after it to see that step's lines."""
+        try:
+            with open(self.endpoints[f"mailbox_{which}_log"], encoding="utf-8", errors="replace") as log:
+                return log.read().splitlines()
+        except FileNotFoundError:
+            return []
+
     # Supabase Auth (and what it needs from the Management API emulator)
 
     def auth_url(self):

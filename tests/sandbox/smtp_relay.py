@@ -430,7 +430,15 @@ class SmtpRelay(Service):
     # Inbox
 
     def deliver(self, server, envelope):
-        content = envelope.original_content or b""
+        return self.add_to_inbox(envelope.original_content or b"", envelope.mail_from, envelope.rcpt_tos,
+                                 server=self.name, auth_user=server.auth_user, listener=server.listener,
+                                 port=self.ports.get(server.listener), tls=server.tls_mode)
+
+    def add_to_inbox(self, content, mail_from, rcpt_tos, server, auth_user, listener, port, tls):
+        """Store one accepted mail (raw bytes) in the inbox and return its entry. `server` names the
+        SMTP server that accepted it (its service name): this relay, or another server of the
+        sandbox whose mail lands here too (the mailbox server's sink hands over what Postfix
+        delivered)."""
         parsed = email.message_from_bytes(content, policy=email.policy.default)
         body_part = parsed.get_body(preferencelist=("html", "plain")) if parsed.is_multipart() else parsed
         try:
@@ -447,12 +455,13 @@ class SmtpRelay(Service):
                 "id": number,
                 "message_id": message_id,
                 "received_at": time.time(),
-                "mail_from": envelope.mail_from,
-                "rcpt_tos": list(envelope.rcpt_tos),
-                "auth_user": server.auth_user,
-                "listener": server.listener,
-                "port": self.ports.get(server.listener),
-                "tls": server.tls_mode,
+                "server": server,
+                "mail_from": mail_from,
+                "rcpt_tos": list(rcpt_tos),
+                "auth_user": auth_user,
+                "listener": listener,
+                "port": port,
+                "tls": tls,
                 # Raw header text (unfolded), as the sender wrote it; from/to/subject below are decoded.
                 "headers": {name: re.sub(r"\r?\n[ \t]", " ", value) for name, value in parsed.raw_items()},
                 "from": str(parsed.get("From", "")),

@@ -36,7 +36,8 @@ AUTH_BASE_PATH = "/auth/v1"
 # How an SMTP host/port stored in the auth config reaches a server on this machine: a host one of
 # the relay backends registered (context.relay_backends, core.RelayBackend) goes to the local relay,
 # the port choosing the listener by the backend's `ports` (the ports the provider publishes, each
-# with its TLS mode); a port the provider does not publish is silently dropped (the dial times out),
+# with its TLS mode), or to the backend's own listener for that port when it names `targets` (the
+# mailbox server); a port the provider does not publish is silently dropped (the dial times out),
 # reported with the backend's documentation `address` because the sandbox has no real one.
 # localhost/127.0.0.1 connect straight to that port here; any other name does not resolve.
 LOCAL_HOSTS = ("localhost", "127.0.0.1")
@@ -492,6 +493,8 @@ def route_smtp(host, port_text, relay_ports, relay_backends):
     listener = backend.ports.get(port)
     if listener is None:  # delay None: the caller fills in the connect timeout
         return SmtpTarget(error=f"dial tcp {remote}: i/o timeout", delay=None, remote=remote)
+    if backend.targets is not None:  # a backend with its own server (e.g. the mailbox server's Postfix)
+        return SmtpTarget(port=backend.targets[port], remote=remote)
     if listener not in relay_ports:  # no relay running in this sandbox
         return SmtpTarget(error=f"dial tcp {remote}: connect: connection refused", remote=remote)
     return SmtpTarget(port=relay_ports[listener], remote=remote)

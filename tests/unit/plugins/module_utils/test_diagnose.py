@@ -7,6 +7,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._diagnose impo
     FAILURE_CLASSES,
     HINTS,
     STAGES,
+    timeout_class,
     classify_failure,
     classify_smtp_reply,
     hint_for,
@@ -90,7 +91,9 @@ SMTP_REFUSALS = [
     ("auth", 535, "535 Incorrect authentication data", "auth-rejected"),
     ("auth", 535, "535 5.7.8 Error: authentication failed", "auth-rejected"),
     ("auth", 504, "504 5.5.4 Unrecognized authentication type", "auth-rejected"),
-    ("auth", 454, "454 4.7.0 Temporary authentication failure", "relay-refused"),
+    # Postfix's reply when its SASL backend (Dovecot) cannot answer: not a verdict on the password.
+    ("auth", 454, "454 4.7.0 Temporary authentication failure", "auth-temporary"),
+    ("auth", 454, "454 4.7.0 Something else, try later", "relay-refused"),
     ("mail", 550, "550 From header sender domain not verified (rambler.ru)", "sender-rejected"),
     ("mail", 553, "553 5.7.1 <a@b.ru>: Sender address rejected: not owned by user", "sender-rejected"),
     ("mail", 550, "550 Something the text does not explain", "sender-rejected"),
@@ -115,7 +118,55 @@ def test_smtp_refusals_by_stage(stage, code, text, expected):
 
 
 def test_stages_are_in_conversation_order():
-    assert STAGES == ("connect", "tls", "ehlo", "auth", "mail", "rcpt", "data")
+    assert STAGES == ("connect", "tls", "greeting", "ehlo", "auth", "mail", "rcpt", "data")
+
+
+# Without a login, Postfix (permit_sasl_authenticated, then reject) refuses the envelope with these
+# replies: they mean "log in", not "verify the sender" or "check the recipient".
+NOT_LOGGED_IN = [
+    ("rcpt", 553, "553 5.7.1 <karto.help@ro.ru>: Sender address rejected: not logged in"),
+    ("rcpt", 554, "554 5.7.1 <x@y.ru>: Recipient address rejected: Access denied"),
+    ("rcpt", 554, "554 5.7.1 <x@y.ru>: Relay access denied"),
+    ("mail", 530, "530 5.7.0 Authentication required"),
+]
+
+
+@pytest.mark.parametrize("stage, code, text", NOT_LOGGED_IN)
+def test_envelope_refusals_without_a_login_ask_for_one(stage, code, text):
+    assert classify_smtp_reply(stage, code, text, logged_in=False) == ("login-required", HINTS["login-required"])
+    assert classify_smtp_reply(stage, code, text)[0] != "login-required"  # logged in: about the addresses
+
+
+def test_without_a_login_a_plain_recipient_refusal_stays_about_the_recipient():
+    text = "550 5.1.1 <gone@karto-mail.ru>: Recipient address rejected: User unknown"
+    assert classify_smtp_reply("rcpt", 550, text, logged_in=False)[0] == "recipient-rejected"
+
+
+@pytest.mark.parametrize("stage, expected", [
+    ("connect", "connect-timeout"), ("tls", "tls-timeout"), ("greeting", "greeting-timeout"),
+    ("ehlo", "greeting-timeout"), ("auth", "auth-timeout"), ("mail", "mail-timeout"), ("rcpt", "mail-timeout"),
+    ("data", "mail-timeout"),
+])
+def test_a_timeout_is_classed_by_its_stage(stage, expected):
+    assert timeout_class(stage) == expected
+    assert expected in FAILURE_CLASSES
+
+
+def test_the_auth_timeout_hint_names_the_failed_login_delay_not_a_blocked_port():
+    assert "blocked" not in HINTS["auth-timeout"]
+    assert "failed login" in HINTS["auth-timeout"]
+
+
+def test_the_sender_rejected_hint_is_not_one_relay_s_verification_link():
+    # The provider's own advice (mail_relay.advice) says what to click; the generic hint fits any server.
+    assert "click" not in HINTS["sender-rejected"]
+    assert "mailbox" in HINTS["sender-rejected"]
+
+
+def test_tls_alerts_in_a_log_line_are_a_handshake_failure_not_a_port_mismatch():
+    assert classify_failure("remote error: tls: protocol version not supported")[0] == "tls-handshake"
+    assert classify_failure("[SSL: TLSV1_ALERT_INTERNAL_ERROR] tlsv1 alert internal error")[0] == "tls-handshake"
+    assert classify_failure("tls: first record does not look like a TLS handshake")[0] == "tls-mismatch"
 
 
 def test_a_from_address_that_matches_no_verified_sender_identity_is_the_sender_at_end_of_data():

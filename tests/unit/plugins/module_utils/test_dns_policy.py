@@ -215,9 +215,18 @@ def test_free_mail_through_a_relay_is_rejected_with_three_options():
     assert result["verdict"] == "will be rejected by receivers that enforce DMARC (p=reject)"
     assert result["spf"]["authorises_relay"] is False and result["dkim"]["selector"] is None
     mailbox, own, risk = result["options"]
-    assert "mailbox's own SMTP server instead of a relay" in mailbox and "smtp.rambler.ru on port 465" in mailbox
-    assert "not ro.ru: its DNS belongs to Rambler" in own and "dkim.smtp2go.net" in own
+    assert "mailbox's own SMTP server (of the provider hosting ro.ru mail) instead of a relay" in mailbox
+    assert "a mailbox provider's domain is not yours" in own and "dkim.smtp2go.net" in own
     assert risk.startswith("Accept the risk")
+
+
+def test_the_aligned_alternatives_given_replace_the_generic_mailbox_sentence():
+    # mail_verify passes the registry's "aligned-alternative" advice (the mailbox provider's, with its
+    # preset for the domain): the DMARC warning then names mail_provider: mailbox.
+    relay = dict(R("smtp2go"), aligned_alternatives=("Set mail_provider: mailbox ... smtp.rambler.ru ...",))
+    options = policy.check_sender_domain("ro.ru", relay, FREE_MAIL)["options"]
+    assert options[0] == "Set mail_provider: mailbox ... smtp.rambler.ru ..."
+    assert len(options) == 3 and options[2].startswith("Accept the risk")
 
 
 def test_free_mail_through_its_own_smtp_server_passes():
