@@ -310,11 +310,14 @@ def discover_dmarc(domain, lookup, notes):
     return dmarc
 
 
-def check_sender_domain(domain, relay, lookup, dkim_selector=None, return_path_host=None):
+def check_sender_domain(domain, relay, lookup, dkim_selector=None, return_path_host=None, dkim_domain=None):
     """Everything sender_domain_check returns besides `changed`. `lookup(name)` returns
     (txt_strings, cname_target_or_None) and returns ([], None) for a missing name or record; it
-    raises DnsLookupError when it cannot get an answer. `relay` is an identity (relay_identity)."""
+    raises DnsLookupError when it cannot get an answer. `relay` is an identity (relay_identity).
+    `dkim_domain`: the domain the relay signs as (d=), when it is not the From domain itself (a
+    sending subdomain verified with the relay); its key is looked up there."""
     domain = normalise_domain(domain)
+    signing_domain = normalise_domain(dkim_domain) if dkim_domain else domain
     profile = relay
     notes = []
     mailbox = relay["signs_as_sender"]
@@ -359,7 +362,7 @@ def check_sender_domain(domain, relay, lookup, dkim_selector=None, return_path_h
     dkim = {"selector": selector, "name": None, "record": None, "target": None, "points_to_relay": None}
     usable = False
     if selector:
-        dkim["name"] = "%s._domainkey.%s" % (selector, domain)
+        dkim["name"] = "%s._domainkey.%s" % (selector, signing_domain)
         txt, target = lookup(dkim["name"])
         key, usable = pick_dkim_key(txt)
         dkim.update(record=key, target=target,
@@ -372,15 +375,20 @@ def check_sender_domain(domain, relay, lookup, dkim_selector=None, return_path_h
         dkim_aligned = True
         notes.append("DKIM: assumed aligned: the mailbox provider signs its users' mail with d=%s." % domain)
     else:
-        # The key lives under the From domain, so a signature with it has d=<From domain>: aligned
-        # in both strict and relaxed mode.
-        dkim_aligned = bool(dkim["points_to_relay"] and usable)
-        if dkim["points_to_relay"] and not usable:
+        # The key lives under the signing domain, so a signature with it has d=<that domain>: aligned
+        # when that is the From domain, or in relaxed mode a domain under the same organisational domain.
+        d_aligned = identifier_aligned(signing_domain, domain, adkim)
+        dkim_aligned = bool(dkim["points_to_relay"] and usable and d_aligned)
+        if dkim["points_to_relay"] and usable and not d_aligned:
+            notes.append("DKIM: not aligned: %s signs with d=%s, which is not %s %s (adkim=%s)."
+                         % (profile["title"], signing_domain,
+                            "the From domain" if adkim == "s" else "under the organisational domain of", domain, adkim))
+        elif dkim["points_to_relay"] and not usable:
             notes.append("DKIM: not aligned: %s points to %s (CNAME to %s) but no usable key is published there, "
                          "so receivers cannot verify its signature." % (dkim["name"], profile["title"], dkim["target"]))
         elif dkim_aligned:
             notes.append("DKIM: aligned: %s is %s's key, so it signs with d=%s (adkim=%s)."
-                         % (dkim["name"], profile["title"], domain, adkim))
+                         % (dkim["name"], profile["title"], signing_domain, adkim))
         elif selector is None:
             notes.append("DKIM: not aligned: no dkim_selector given, so %s is assumed to sign with its own "
                          "domain, as it does for a domain not verified with it." % profile["title"])

@@ -112,6 +112,14 @@ options:
         fixed selector. Otherwise the relay's DKIM is taken as not aligned (it then signs with its own
         domain).
     type: str
+  dkim_domain:
+    description:
+      - The domain the relay signs as (C(d=)) when it is not the From domain itself, for example a sending
+        subdomain V(mg.karto.test) verified with the relay for From addresses at V(karto.test). The key is
+        looked up under it, and DKIM is aligned when it is the From domain or, with C(adkim=r), shares its
+        organisational domain.
+      - When omitted, the From domain.
+    type: str
   return_path_host:
     description:
       - The envelope sender (Return-Path, bounce) domain the relay uses for this From domain, such as
@@ -403,6 +411,7 @@ def validate(params):
         check_domain("domain", params["domain"]),
         check_selector("dkim_selector", params["dkim_selector"]),
         check_domain("return_path_host", params["return_path_host"]),
+        check_domain("dkim_domain", params["dkim_domain"]),
         check_nameservers("nameservers", params["nameservers"]),
     ]
     if not 1 <= params["dns_port"] <= 65535:
@@ -513,6 +522,7 @@ def run_module():
             )),
             dkim_selector=dict(type="str"),
             return_path_host=dict(type="str"),
+            dkim_domain=dict(type="str"),
             nameservers=dict(type="list", elements="str", fallback=(env_fallback, ["KARTO_DNS_NAMESERVERS"])),
             dns_port=dict(type="int", default=53, fallback=(env_fallback, ["KARTO_DNS_PORT"])),
             timeout=dict(type="float", default=5),
@@ -535,7 +545,7 @@ def run_module():
         lookup = DnsLookup(nameservers, params["dns_port"], params["timeout"])
         relay = relay_identity(params["relay"], params["relay_identity"])
         result = check_sender_domain(domain, relay, lookup, dkim_selector=params["dkim_selector"],
-                                     return_path_host=params["return_path_host"])
+                                     return_path_host=params["return_path_host"], dkim_domain=params["dkim_domain"])
     except DnsLookupError as error:
         module.fail_json(msg=str(error), domain=domain, relay=params["relay"])
 

@@ -336,3 +336,28 @@ def test_input_checks_name_the_parameter(check, value, part):
 ])
 def test_input_checks_accept_good_values(check, value):
     assert check("param", value) is None
+
+
+def _subdomain_dns(adkim):
+    return FakeDns(
+        txt={"_dmarc.karto.test": ["v=DMARC1; p=reject; adkim=%s" % adkim],
+             "dkim.smtp2go.net": ["v=DKIM1; k=rsa; p=MIGfMA0G"]},
+        cname={"s123456._domainkey.mg.karto.test": "dkim.smtp2go.net"})
+
+
+def test_a_key_under_a_sending_subdomain_is_found_there_and_aligned_in_relaxed_mode():
+    # The relay verified mg.karto.test and signs d=mg.karto.test for From addresses at karto.test
+    # (the Mailgun way): the key is under the subdomain, not the From domain.
+    result = policy.check_sender_domain("karto.test", R("smtp2go"), _subdomain_dns("r"), dkim_selector="s123456",
+                                        dkim_domain="mg.karto.test")
+    assert result["dkim"]["name"] == "s123456._domainkey.mg.karto.test"
+    assert result["dkim"]["aligned"] is True and result["dmarc_pass"] is True
+    without = policy.check_sender_domain("karto.test", R("smtp2go"), _subdomain_dns("r"), dkim_selector="s123456")
+    assert without["dkim"]["aligned"] is False  # looked up under karto.test, where nothing is published
+
+
+def test_a_sending_subdomain_is_not_aligned_under_strict_dkim_alignment():
+    result = policy.check_sender_domain("karto.test", R("smtp2go"), _subdomain_dns("s"), dkim_selector="s123456",
+                                        dkim_domain="mg.karto.test")
+    assert result["dkim"]["points_to_relay"] is True and result["dkim"]["aligned"] is False
+    assert any("signs with d=mg.karto.test, which is not the From domain" in note for note in result["notes"])
