@@ -195,6 +195,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._validate impo
     check_not_empty,
     check_pattern,
     check_smtp_host,
+    check_url,
     first_problem,
 )
 
@@ -221,6 +222,8 @@ def validate(params):
         check_no_surrounding_whitespace("password", params["password"], secret=True),
         check_no_control_characters("password", params["password"], secret=True),
         password_problem("password", params["password"]),
+        # An empty api_url must fail here, not fall back to the region's real endpoint.
+        check_url("api_url", params.get("api_url")),
         check_api_options(dict(params, api_url=api_url_of(params)), "api_url", "api_key"),
     )
 

@@ -238,6 +238,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_rese
     connection_argument_spec,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
+    check_api_options,
     check_no_surrounding_whitespace,
     check_not_empty,
     check_pattern,
@@ -264,6 +265,7 @@ NAME_LIMIT = 50
 def validate(params):
     restricted = params["domain"] is not None or params["domain_id"] is not None
     return first_problem(
+        check_api_options(params, "api_url", "api_key"),
         check_not_empty("name", params["name"]),
         check_single_line("name", params["name"]),
         check_no_surrounding_whitespace("name", params["name"]),

@@ -242,6 +242,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_rese
     records_view,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
+    check_api_options,
     check_no_surrounding_whitespace,
     check_not_empty,
     check_pattern,
@@ -271,6 +272,7 @@ def public_domain_of(name):
 
 def validate(params):
     return first_problem(
+        check_api_options(params, "api_url", "api_key"),
         check_not_empty("name", params["name"]),
         check_single_line("name", params["name"]),
         check_no_surrounding_whitespace("name", params["name"]),

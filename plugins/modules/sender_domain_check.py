@@ -389,7 +389,11 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._dns_policy im
     normalise_domain,
     relay_identity,
 )
-from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import check_email, first_problem
+from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
+    check_email,
+    check_single_line,
+    first_problem,
+)
 
 DNSPYTHON_IMPORT_ERROR = None
 try:
@@ -408,6 +412,8 @@ def validate(params):
     """The first problem in the input, or None; runs before any DNS query."""
     problems = [
         check_email("email", params["email"]),
+        # check_domain tolerates surrounding whitespace; a line break is never part of a name.
+        *[check_single_line(name, params[name]) for name in ("domain", "dkim_selector", "return_path_host", "dkim_domain")],
         check_domain("domain", params["domain"]),
         check_selector("dkim_selector", params["dkim_selector"]),
         check_domain("return_path_host", params["return_path_host"]),

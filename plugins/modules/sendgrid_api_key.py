@@ -142,6 +142,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_send
     connection_argument_spec,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
+    check_api_options,
     check_no_surrounding_whitespace,
     check_not_empty,
     check_single_line,
@@ -159,6 +160,7 @@ VALUE_FIELD = "api_key"
 def validate(params):
     scopes = params["scopes"] or []
     return first_problem(
+        check_api_options(params, "api_url", "api_key"),
         check_not_empty("name", params["name"]),
         check_single_line("name", params["name"]),
         check_no_surrounding_whitespace("name", params["name"]),

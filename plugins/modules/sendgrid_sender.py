@@ -226,6 +226,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_send
     domain_warning,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
+    check_api_options,
     check_email,
     check_range,
     check_single_line,
@@ -276,6 +277,7 @@ def validate(params):
         problems.append(check_single_line(option, value))
         if value is not None and len(value) > limit:
             problems.append("%s must be at most %d characters (SendGrid's limit); got %d." % (option, limit, len(value)))
+    problems.append(check_api_options(params, "api_url", "api_key"))
     problems += [check_range("verification_timeout", params["verification_timeout"], 0, 86400),
                  check_range("poll_interval", params["poll_interval"], 1, 3600)]
     return first_problem(*problems)
