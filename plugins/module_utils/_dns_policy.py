@@ -112,10 +112,20 @@ def domain_of_email(email):
     return normalise_domain(email.rpartition("@")[2])
 
 
+def _surrounded(name, value):
+    """A sentence naming `name` when `value` has spaces or a line break around it (a pasted value),
+    which normalising would otherwise hide and a later request would carry."""
+    if value != value.strip():
+        return "%s must not have spaces or line breaks around it; got %r." % (name, value)
+    return None
+
+
 def check_domain(name, value):
     """A DNS domain of at least two labels (letters, digits, hyphens), or a sentence naming `name`."""
     if value is None:
         return None
+    if _surrounded(name, value):
+        return _surrounded(name, value)
     domain = normalise_domain(value)
     labels = domain.split(".")
     if len(domain) > 253 or len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
@@ -126,6 +136,8 @@ def check_domain(name, value):
 def check_selector(name, value):
     if value is None:
         return None
+    if _surrounded(name, value):
+        return _surrounded(name, value)
     selector = value.strip().rstrip(".").lower()
     if "_domainkey" in selector:
         return ("%s must be the selector alone, such as s123456, without ._domainkey or the domain; got %r."

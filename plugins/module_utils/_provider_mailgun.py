@@ -136,8 +136,11 @@ def connection_argument_spec():
 
 
 def api_url_of(params):
-    """The base URL: api_url when given, else the region's (US or EU)."""
-    return params.get("api_url") or REGION_API_URLS[params.get("region") or DEFAULT_REGION]
+    """The base URL: api_url when given (an empty one is kept, for the input check to refuse, never
+    replaced by the live API), else the region's (US or EU)."""
+    if params.get("api_url") is not None:
+        return params["api_url"]
+    return REGION_API_URLS[params.get("region") or DEFAULT_REGION]
 
 
 def password_problem(name, value):

@@ -183,7 +183,6 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._validate impo
     check_api_options,
     check_not_empty,
     check_smtp_host,
-    check_url,
     first_problem,
 )
 
@@ -198,7 +197,6 @@ def validate(params):
         check_not_empty("domain", params["domain"]),
         check_smtp_host("domain", params["domain"]),
         # An empty api_url must fail here, not fall back to the region's real endpoint.
-        check_url("api_url", params.get("api_url")),
         check_api_options(dict(params, api_url=api_url_of(params)), "api_url", "api_key"),
     )
 

@@ -195,7 +195,6 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._validate impo
     check_not_empty,
     check_pattern,
     check_smtp_host,
-    check_url,
     first_problem,
 )
 
@@ -223,7 +222,6 @@ def validate(params):
         check_no_control_characters("password", params["password"], secret=True),
         password_problem("password", params["password"]),
         # An empty api_url must fail here, not fall back to the region's real endpoint.
-        check_url("api_url", params.get("api_url")),
         check_api_options(dict(params, api_url=api_url_of(params)), "api_url", "api_key"),
     )
 

@@ -391,7 +391,6 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._dns_policy im
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
     check_email,
-    check_single_line,
     first_problem,
 )
 
@@ -413,7 +412,6 @@ def validate(params):
     problems = [
         check_email("email", params["email"]),
         # check_domain tolerates surrounding whitespace; a line break is never part of a name.
-        *[check_single_line(name, params[name]) for name in ("domain", "dkim_selector", "return_path_host", "dkim_domain")],
         check_domain("domain", params["domain"]),
         check_selector("dkim_selector", params["dkim_selector"]),
         check_domain("return_path_host", params["return_path_host"]),

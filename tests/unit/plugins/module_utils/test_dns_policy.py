@@ -361,3 +361,10 @@ def test_a_sending_subdomain_is_not_aligned_under_strict_dkim_alignment():
                                         dkim_domain="mg.karto.test")
     assert result["dkim"]["points_to_relay"] is True and result["dkim"]["aligned"] is False
     assert any("signs with d=mg.karto.test, which is not the From domain" in note for note in result["notes"])
+
+
+@pytest.mark.parametrize("check", [policy.check_domain, policy.check_selector])
+@pytest.mark.parametrize("value", ["ro.ru\n", " ro.ru", "s1\n"])
+def test_a_value_with_a_line_break_or_spaces_around_it_is_refused_not_normalised(check, value):
+    problem = check("name", value)
+    assert problem and problem.startswith("name must not have spaces or line breaks around it")
