@@ -23,6 +23,8 @@ COLLECTION_FQCN := karto.supabase_mail
 PYTEST_ARGS ?=
 INTEGRATION_WORKERS ?= 2
 SANITY_ARGS ?=
+# e.g. BENCH_ARGS="--size tiny" (the size tests/integration/test_benchmarks.py runs)
+BENCH_ARGS ?=
 
 # Tools in .venv come first.
 export PATH := $(BIN):$(PATH)
@@ -38,7 +40,7 @@ endif
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test unit integration sanity lint docs-check demo clean distclean collection-link mail-server
+.PHONY: help venv test unit integration sanity lint docs-check demo clean distclean collection-link mail-server module-docs bench
 
 help:
 	@echo "Targets:"
@@ -50,6 +52,8 @@ help:
 	@echo "  lint         ansible-lint (production profile, offline) + shellcheck .ci/run"
 	@echo "  docs-check   ansible-doc for every module; galaxy build + install + ansible-doc from the artifact"
 	@echo "  demo         bash scripts/demo.sh"
+	@echo "  bench        measure task cost, requests and wall time against the sandbox (benchmarks/run.py $(BENCH_ARGS))"
+	@echo "  module-docs  regenerate docs/modules.md and docs/ru/modules.md from the modules' documentation"
 	@echo "  mail-server  install Debian's postfix + dovecot-core if missing (the sandbox's mailbox server)"
 	@echo "  clean        remove build/, tests/output/, caches; distclean also removes .venv"
 
@@ -112,6 +116,15 @@ docs-check: collection-link
 
 demo: collection-link mail-server
 	bash scripts/demo.sh
+
+# Prints its table and writes benchmarks/results/latest.md (the README's Benchmarks section quotes it).
+bench: venv mail-server
+	"$(BIN)/python" -m benchmarks.run $(BENCH_ARGS)
+
+# The module reference is generated from DOCUMENTATION/EXAMPLES/RETURN (ansible-doc --json);
+# tests/unit/test_module_docs.py fails until it is regenerated after a module's doc changes.
+module-docs: venv
+	"$(BIN)/python" -m scripts.module_docs
 
 # The sandbox's mailbox server is a private Postfix + Dovecot (tests/sandbox/mailbox_server.py):
 # Debian's packages, installed unconfigured and without starting any service when missing.

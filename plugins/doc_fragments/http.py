@@ -21,9 +21,11 @@ options:
         exponential backoff and jitter. On a 429 the wait the server names (C(Retry-After),
         C(X-RateLimit-Reset)) is honoured; on a 5xx it is not, since some APIs send their rate-limit
         window on every answer. A create is retried only on 429, and an answer lost after a create
-        is followed by a read; the create is sent again only when that read does not find the object
-        and the API refuses a second object of the same name, so it never makes two. All tries of one request together stay within
-        twice this time, the last try's wait for an answer included.
+        is followed by a read (after an answer that timed out, repeated until twice this time has
+        passed since the create was sent, as the create may still land); the create is sent again
+        only when that read does not find the object and the API refuses a second object of the same
+        name, so it never makes two. All tries of one request together stay within twice this time,
+        the last try's wait for an answer included.
     type: int
     default: 30
 """

@@ -9,9 +9,12 @@ change, writes only when something must and not in check mode, and reports `chan
 object's view, the module's own result keys and the `--diff`.
 
 A create or delete whose answer was lost (`ApiError.outcome_unknown`) is resolved here and
-only here: the object is read again. A create is sent a second time only for an object type whose
-identity is a unique name the API refuses twice (`create_is_unique`), and only after the re-read
-found nothing, so the run recovers from a dropped connection and can never make two objects.
+only here: the object is read again (after an answer that timed out, until the request's retry
+budget is used up, as the create may still land). A create is sent a second time only for an object
+type whose identity is a unique name the API refuses twice (`create_is_unique`), and only after the
+re-read found nothing, so the run recovers from a dropped connection and can never make two objects.
+An object whose secret only the create's answer shows (`secret_shown_once`) and that the re-read
+finds is deleted and created once more, so no run ends with a secret nobody holds.
 
 Not a public API; it may change without notice.
 """
@@ -42,9 +45,25 @@ def verification_argument_spec():
 # What `absent()` returns to remove the object (any dict means "update these fields").
 DELETE = "delete"
 
+# Seconds between re-reads while a create whose answer timed out may still land.
+LOST_CREATE_POLL_SECONDS = 0.5
+
 # The write a run makes, as `ManagedObject.action` tells the hooks that run after the plan.
 CREATE = "create"
 UPDATE = "update"
+
+
+def sentence(text):
+    """`text` ending in a full stop, so that a further sentence can follow it."""
+    text = str(text).rstrip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def lost_create_budget(client):
+    """Seconds after sending a create within which its late landing is still looked for: the
+    client's retry budget (2 x timeout), 0 for a client without one."""
+    retry = getattr(client, "retry", None)
+    return float(getattr(retry, "budget", 0.0) or 0.0)
 
 
 class ManagedObject:
@@ -73,6 +92,10 @@ class ManagedObject:
     # True when the API refuses a second create of the same name (the name is the identity): a create
     # whose answer was lost and that a re-read does not find is then sent once more, within the run.
     create_is_unique = False
+    # True when only the create's answer carries the object's secret (an API key shown once) and the
+    # object can be deleted: a create whose answer was lost and that the re-read finds is deleted and
+    # sent once more, so the run ends holding the secret instead of an object nobody has the key of.
+    secret_shown_once = False
 
     def __init__(self, module, client):
         self.module = module
@@ -201,12 +224,17 @@ class ManagedObject:
         result.update(self.report(after, changes))
         result.update(self.result)
         if self.module._diff:
-            secret = None
-            if self.secret_option is not None:
-                secret = (self.secret_option, self.secret_stored(before), self.secret_stored(after),
-                          self.secret_field in changes)
-            result["diff"] = build_diff(self.diff_view(before), self.diff_view(after), secret=secret)
+            result["diff"] = self.diff_result(before, after, changes)
         self.module.exit_json(**result)
+
+    def diff_result(self, before, after, changes):
+        """The `diff` result: before/after `diff_view`s with the secret masked. A module whose
+        fields are long texts may return a list of text diffs instead (Ansible prints each unified)."""
+        secret = None
+        if self.secret_option is not None:
+            secret = (self.secret_option, self.secret_stored(before), self.secret_stored(after),
+                      self.secret_field in changes)
+        return build_diff(self.diff_view(before), self.diff_view(after), secret=secret)
 
     def _apply(self, current):
         """(object after, changes sent) for the state asked; sets self.action."""
@@ -233,19 +261,60 @@ class ManagedObject:
         return self.update(current, changes), changes
 
     def _create(self, changes):
+        started = time.monotonic()
         try:
             return self.create(changes)
         except ApiError as error:
             if not error.outcome_unknown:
                 raise
             # The create may have landed: look before anything else.
-            found = self.find()
+            found = self._find_after_lost_create(error, started)
             if found is None and self.create_is_unique:
                 return self._create_again(changes, error)
             if found is None:
                 self.module.fail_api(error, "%s A re-read does not find %s, so it was probably not created; "
                                             "the create was not sent again (that could make two): run the "
-                                            "task again." % (self.client.explain(error), self.label))
+                                            "task again." % (sentence(self.client.explain(error)), self.label))
+            if self.secret_shown_once:
+                return self._replace_lost_secret(found, changes)
+            return self.on_lost_create(found, changes)
+
+    def _find_after_lost_create(self, error, started):
+        """The object after a create whose answer was lost, or None. An answer that timed out may
+        still come (the server works on), so unless a second create is safe (`create_is_unique`)
+        the re-read is repeated until the request's retry budget since the create was sent is used
+        up: a create that lands late is found in this run, and the run stays within its time bound."""
+        found = self.find()
+        if found is not None or self.create_is_unique or not error.timed_out:
+            return found
+        deadline = started + lost_create_budget(self.client)
+        while found is None and time.monotonic() + LOST_CREATE_POLL_SECONDS <= deadline:
+            time.sleep(LOST_CREATE_POLL_SECONDS)
+            found = self.find()
+        return found
+
+    def _replace_lost_secret(self, found, changes):
+        """The create landed, but its answer, the one place the secret was shown, was lost: delete
+        what it made and create it once more, so the run ends holding the secret."""
+        try:
+            self.delete(found)
+        except ApiError as error:
+            self.module.warn("Deleting %s, whose secret was lost with the create's answer, failed: %s"
+                             % (self.label, self.client.explain(error)))
+            return self.on_lost_create(found, changes)
+        self.module.warn("The answer to creating %s was lost, and with it the secret shown only once; what that "
+                         "create made was deleted and %s created again: its new secret is in this result."
+                         % (self.label, self.label))
+        try:
+            return self.create(changes)
+        except ApiError as error:
+            if not error.outcome_unknown:
+                raise
+            found = self.find()
+            if found is None:
+                self.module.fail_api(error, "%s The answer to creating %s was lost twice; the first one made was "
+                                            "deleted, and a re-read does not find a second: run the task again."
+                                     % (sentence(self.client.explain(error)), self.label))
             return self.on_lost_create(found, changes)
 
     def _create_again(self, changes, first_error):
@@ -258,7 +327,7 @@ class ManagedObject:
             if found is None:
                 self.module.fail_api(error, "%s The first create's answer was lost (%s) and a second one failed; "
                                             "a re-read does not find %s: run the task again."
-                                     % (self.client.explain(error), first_error.message, self.label))
+                                     % (sentence(self.client.explain(error)), first_error.message, self.label))
             return self.on_lost_create(found, changes)
 
     def _delete(self, current):

@@ -15,14 +15,7 @@ import time
 from ansible_collections.karto.supabase_mail.plugins.module_utils._secrets import Redactor
 from ansible_collections.karto.supabase_mail.plugins.module_utils._version import COLLECTION_VERSION
 
-try:
-    import requests
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - exercised by the sanity import test
-    requests = None
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = exc
+from ansible_collections.karto.supabase_mail.plugins.module_utils import _transport
 
 USER_AGENT = "karto.supabase_mail/%s" % COLLECTION_VERSION
 
@@ -37,6 +30,8 @@ NO_RETRY = -1.0
 # Longest wait for a TCP connect; a try is not started with less than MIN_TRY_SECONDS left.
 CONNECT_TIMEOUT = 10.0
 MIN_TRY_SECONDS = 1.0
+# What to do when no try got an answer (a write whose answer was lost is settled by its caller).
+NO_ANSWER_ADVICE = "; check that %s is reachable from this machine, or raise timeout, and run the task again"
 # An epoch timestamp is far larger than any sane "seconds to wait".
 _EPOCH_THRESHOLD = 10 ** 9
 
@@ -53,7 +48,8 @@ class ApiError(Exception):
     """One error shape for every provider: what failed, how, and what the provider said."""
 
     def __init__(self, message, status=None, code=None, provider_message=None,
-                 method=None, path=None, outcome_unknown=False, retry_after=None, request_id=None):
+                 method=None, path=None, outcome_unknown=False, retry_after=None, request_id=None,
+                 timed_out=False):
         super().__init__(message)
         self.message = message
         self.status = status
@@ -67,6 +63,9 @@ class ApiError(Exception):
         self.retry_after = retry_after
         # The provider's ID of the failed request, to find its log line (see ApiClient.error_request_id).
         self.request_id = request_id
+        # True when the last try got no answer in time: the server may still be working on it, so a
+        # write it carried may land later (a dropped connection, by contrast, is over).
+        self.timed_out = timed_out
 
     def to_result(self):
         """The fields a module adds to fail_json so playbooks can branch on them."""
@@ -101,6 +100,18 @@ def parse_wait_header(value, now=None):
     if number > _EPOCH_THRESHOLD:
         return max(0.0, number - now)
     return max(0.0, number)
+
+
+def server_error_advice(status, idempotent):
+    """What to do after a 5xx the retries did not cure: a server error is the provider's, so the
+    only cure is a later run. A write answered 502 or 504 may have been applied (a proxy lost the
+    answer): its caller re-reads and says what to do, so nothing is added."""
+    if status is None or status < 500 or (not idempotent and status in (502, 504)):
+        return ""
+    if idempotent:
+        return "; the service had a server error on every try: run the task again in a few minutes"
+    return ("; the service had a server error and the write was not retried (repeating it blindly could apply "
+            "it twice): run the task again in a few minutes")
 
 
 class RetryPolicy:
@@ -171,8 +182,6 @@ class ApiClient:
 
     def __init__(self, base_url, timeout=30, validate_certs=True, retry_budget=None,
                  secrets=(), session=None, sleep=time.sleep, clock=time.monotonic, rate_limit_wait=None):
-        if not HAS_REQUESTS:
-            raise RuntimeError("the python 'requests' library is required")
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout)
         self.validate_certs = validate_certs
@@ -182,7 +191,7 @@ class ApiClient:
         # server-named wait must fit in the budget too).
         budget = retry_budget if retry_budget is not None else self.timeout * 2
         self.retry = RetryPolicy(budget=budget, max_server_wait=rate_limit_wait)
-        self.session = session or requests.Session()
+        self.session = session or _transport.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers["Accept"] = "application/json"
         self._sleep = sleep
@@ -225,7 +234,8 @@ class ApiClient:
         A 429 waits what `retry_wait` names (or the backoff); a 5xx or a dropped connection
         always takes the jittered backoff. All tries fit in the retry budget (2 x timeout).
         `retry=False` sends once, for callers that must see a 429 themselves. `raw=True` returns
-        the requests Response for any status instead of decoding or raising.
+        the transport's Response (status_code, headers, content, text, json()) for any status
+        instead of decoding or raising.
         """
         method = method.upper()
         if idempotent is None:
@@ -238,6 +248,12 @@ class ApiClient:
         while True:
             attempt += 1
             headers = self.auth_headers()
+            if attempt == 1:
+                # Whatever a client authenticates with is masked, even if it forgot to name it a secret.
+                for value in headers.values():
+                    self.redact.add(str(value))
+                    if " " in str(value):
+                        self.redact.add(str(value).split(" ", 1)[1])
             headers.update(extra_headers or {})
             # The last try only waits for what is left of the budget: all tries fit in it.
             left = max(MIN_TRY_SECONDS, self.retry.budget - (self._clock() - started - excused))
@@ -248,28 +264,30 @@ class ApiClient:
                     method, url, json=json_body, params=params, headers=headers,
                     timeout=(min(CONNECT_TIMEOUT, read_timeout), read_timeout), verify=self.validate_certs,
                 )
-            except requests.exceptions.SSLError as exc:
+            except _transport.TlsError as exc:
                 raise self._error(self._tls_message(exc), method, path)
-            except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
-                    requests.exceptions.InvalidURL) as exc:
+            except _transport.InvalidUrl as exc:
                 raise self._error("%s must be an http:// or https:// URL such as https://api.example.com; %s "
                                   "could not be used (%s)." % (self.url_option, self.base_url, _short(exc)),
                                   method, path)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                sent = not isinstance(exc, requests.exceptions.ConnectTimeout)
+            except (_transport.ConnectFailed, _transport.ConnectionLost, _transport.ReadTimeout) as exc:
+                # Refused or timed out while connecting: nothing was sent, so even a write may be retried.
+                sent = exc.sent
                 retry_ok = retry and (idempotent or not sent)
                 delay = self.retry.next_delay(attempt, self._clock() - started - excused) if retry_ok else None
                 if delay is None:
                     raise self._error(
                         "%s %s %s: no answer (%s)%s" % (
                             self.service_name, method, path, _short(exc),
-                            "" if idempotent else "; the write may or may not have been applied"),
-                        method, path, outcome_unknown=not idempotent and sent)
+                            "; the write may or may not have been applied" if not idempotent and sent else ""),
+                        method, path, outcome_unknown=not idempotent and sent, attempts=attempt,
+                        advice="" if not idempotent and sent else NO_ANSWER_ADVICE % self.url_option,
+                        timed_out=isinstance(exc, _transport.ReadTimeout))
                 self._sleep(delay)
                 continue
-            except (requests.exceptions.RequestException, ValueError) as exc:
-                # Nothing was sent: a header the library refuses (a key pasted with a newline) or
-                # another unusable input. The library quotes the header, key included: redacted.
+            except (_transport.InvalidHeader, ValueError) as exc:
+                # Nothing was sent: a header value with a line break (a key pasted with a newline) or
+                # a body JSON cannot carry. The transport never quotes a header; redacted all the same.
                 raise self._error("%s %s %s was not sent: %s. Check the API key or token for whitespace or "
                                   "line breaks, and %s." % (self.service_name, method, path, _short(exc),
                                                             self.url_option), method, path)
@@ -304,7 +322,7 @@ class ApiClient:
                 retry_after=server_wait if server_wait != NO_RETRY else None,
                 request_id=self.error_request_id(status, response.headers, body),
                 outcome_unknown=(not idempotent and status in (502, 504)),
-                attempts=attempt)
+                attempts=attempt, advice=server_error_advice(status, idempotent))
 
     def _tls_message(self, exc):
         """A certificate problem, or an https URL pointing at a port that does not speak TLS."""
@@ -328,11 +346,14 @@ class ApiClient:
             raise self._error("%s %s %s: expected JSON, got %r" % (
                 self.service_name, method, path, response.text[:200]), method, path, status=response.status_code)
 
-    def _error(self, message, method, path, attempts=None, **fields):
+    def _error(self, message, method, path, attempts=None, advice="", **fields):
         if attempts and attempts > 1:
             message += " (after %d attempts)" % attempts
-        if fields.get("provider_message") is not None:
-            fields["provider_message"] = self.redact(fields["provider_message"])
+        message += advice
+        # Every text field a provider filled may echo the request (a proxy's error page does).
+        for name in ("provider_message", "code", "request_id"):
+            if isinstance(fields.get(name), str):
+                fields[name] = self.redact(fields[name])
         return ApiError(self.redact(message), method=method, path=self.redact(path), **fields)
 
 

@@ -8,12 +8,7 @@ Not a public API; it may change without notice.
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.karto.supabase_mail.plugins.module_utils._http import (
-    HAS_REQUESTS,
-    REQUESTS_IMPORT_ERROR,
-)
+from ansible.module_utils.basic import AnsibleModule
 
 
 class ApiModule(AnsibleModule):
@@ -24,8 +19,6 @@ class ApiModule(AnsibleModule):
         spec.update(argument_spec)
         kwargs.setdefault("supports_check_mode", True)
         super().__init__(argument_spec=spec, **kwargs)
-        if not HAS_REQUESTS:
-            self.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
 
     def fail_on_problem(self, problem):
         """Stop before any request when input validation found a problem."""

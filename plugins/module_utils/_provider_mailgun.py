@@ -11,8 +11,8 @@ domain's authorized recipients (`/v5/sandbox/auth_recipients`), with its error e
 
 Mailgun takes FORM bodies (multipart/form-data in its OpenAPI description), never JSON: a JSON body
 reaches it as "no fields", and a password change without a password makes Mailgun generate one
-silently. `_http.ApiClient` sends JSON only, so this client's session turns a `FormFields` body
-into multipart/form-data.
+silently. Its write bodies are therefore `FormFields`, which the transport (`_transport.FormBody`)
+sends as multipart/form-data.
 
 Sources (see also docs/providers/mailgun.md): Mailgun's OpenAPI description (mailgun/mailgun-mcp-server
 `src/openapi.yaml`, saved as ../shared/specs/mailgun-openapi.yaml); the SMTP page
@@ -39,11 +39,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._http import (
     http_argument_spec,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._relay import RelayProfile
-
-try:
-    import requests
-except ImportError:  # pragma: no cover - _module.ApiModule reports the missing library
-    requests = None
+from ansible_collections.karto.supabase_mail.plugins.module_utils._transport import FormBody
 
 # api-overview: "use the appropriate base URL based on which region you have created for your domain".
 # The spec's `servers` list the same two.
@@ -173,23 +169,9 @@ def is_sandbox_domain(name, domain_type=None):
     return domain_type == "sandbox" or bool(SANDBOX_DOMAIN.fullmatch(str(name or "")))
 
 
-class FormFields(dict):
-    """A request body Mailgun must receive as a form: the client's session sends it as
+class FormFields(FormBody):
+    """A request body Mailgun must receive as a form: the transport sends it as
     multipart/form-data (the content type of every write in Mailgun's OpenAPI description)."""
-
-
-if requests is not None:
-    class _FormSession(requests.Session):
-        """A requests session that sends a `FormFields` body as multipart/form-data instead of JSON."""
-
-        def request(self, method, url, json=None, **kwargs):  # pylint: disable=arguments-differ
-            if isinstance(json, FormFields):
-                # (None, value): a plain form field, not a file upload.
-                kwargs["files"] = [(name, (None, str(value))) for name, value in json.items()]
-                json = None
-            return super().request(method, url, json=json, **kwargs)
-else:  # pragma: no cover
-    _FormSession = None
 
 
 class MailgunClient(ApiClient):
@@ -199,7 +181,6 @@ class MailgunClient(ApiClient):
         # HTTP Basic with the user "api" and the key (spec securitySchemes basicAuth; api-reference/authentication).
         self._authorization = "Basic " + base64.b64encode(("api:%s" % api_key).encode()).decode()
         secrets = list(kwargs.pop("secrets", ())) + [api_key, self._authorization.split(" ", 1)[1]]
-        kwargs.setdefault("session", _FormSession() if _FormSession else None)
         super().__init__(api_url, secrets=secrets, **kwargs)
 
     def auth_headers(self):

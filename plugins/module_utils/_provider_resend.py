@@ -174,7 +174,9 @@ class ResendClient(ApiClient):
         """(name, message) of {"statusCode", "message", "name"}; the spec declares no error bodies, so
         anything else is read as it comes (a proxy's text, a Cloudflare "error code: 1010")."""
         if isinstance(body, dict):
-            return body.get("name") or body.get("error"), body.get("message") or body.get("error")
+            # `error` is text (a proxy's page may echo the request in it): never the code, which no
+            # redaction reaches.
+            return body.get("name"), body.get("message") or body.get("error")
         return None, body or None
 
     def explain(self, error):

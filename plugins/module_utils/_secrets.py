@@ -10,27 +10,47 @@ Not a public API; it may change without notice.
 from __future__ import annotations
 
 import json
+import re
+
+from urllib.parse import quote, quote_plus
 
 REDACTED = "********"
-# A run of this many leading characters of a secret (or more) is masked wherever it appears: an
-# error that echoes a request may cut the secret short ("Bearer sb_secret_abc..."), and a prefix
-# tells an attacker more than nothing.
-PREFIX_MIN = 12
+# A run of text that starts with this many characters of a secret (past its public type tag) is
+# masked wherever it appears: an error that echoes a request may cut the secret short ("Bearer
+# sb_secret_abc..."), and a prefix tells an attacker more than nothing.
+PREFIX_MIN = 8
+# A key's public type tag ("sbp_", "api-", "sb_secret_", a JWT's header): the same for every key of
+# its kind, so it does not count towards PREFIX_MIN (else every mention of the kind would be masked).
+_TYPE_TAG = re.compile(r"eyJ[A-Za-z0-9_-]+\.|(?:[A-Za-z]{1,9}[_.-])+")
+
+
+def _json_escaped(text, ascii_only):
+    return json.dumps(text, ensure_ascii=ascii_only)[1:-1]
 
 
 def _forms(secret):
     """The ways a secret shows up in text we did not write: raw, with a pasted newline or space
-    trimmed, JSON-escaped (a body that echoes the request), and as a Python repr (library errors)."""
-    forms = {secret, secret.strip()}
-    for escaped in (json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], repr(secret)[1:-1]):
-        forms.add(escaped)
+    trimmed, JSON-escaped once or twice (a body that echoes the request, perhaps quoted again), as a
+    Python repr (library errors), and URL-encoded (a form body or query string echoed)."""
+    forms = set()
+    for value in (secret, secret.strip()):
+        forms.update((value, repr(value)[1:-1], quote(value, safe=""), quote_plus(value)))
+        for ascii_only in (True, False):
+            once = _json_escaped(value, ascii_only)
+            forms.update((once, _json_escaped(once, ascii_only)))
     return [form for form in forms if form]
 
 
-def _mask_prefixes(text, secret):
-    """Mask every run of text that starts with the secret's first PREFIX_MIN characters, as far
-    as it goes on matching the secret."""
-    head = secret[:PREFIX_MIN]
+def prefix_length(secret):
+    """How many leading characters of `secret` make a prefix worth masking."""
+    tag = _TYPE_TAG.match(secret)
+    return (len(tag.group(0)) if tag else 0) + PREFIX_MIN
+
+
+def _mask_prefixes(text, secret, length):
+    """Mask every run of text that starts with the secret's first `length` characters, as far as
+    it goes on matching the secret."""
+    head = secret[:length]
     out = []
     start = 0
     while True:
@@ -49,7 +69,8 @@ def _mask_prefixes(text, secret):
 
 class Redactor:
     """Replaces every known secret with a fixed mask in any text we emit: its raw, trimmed,
-    JSON-escaped and repr forms, and any run of text that starts like it (PREFIX_MIN characters)."""
+    JSON-escaped, repr and URL-encoded forms, and any run of text that starts like one of them
+    (PREFIX_MIN characters past a public type tag)."""
 
     def __init__(self, secrets=()):
         self._secrets = []
@@ -72,8 +93,9 @@ class Redactor:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         for secret in self._secrets:
-            if len(secret) > PREFIX_MIN:
-                text = _mask_prefixes(text, secret)
+            length = prefix_length(secret)
+            if len(secret) > length:
+                text = _mask_prefixes(text, secret, length)
         return text
 
     def data(self, value):

@@ -68,12 +68,13 @@ def is_password_hmac(value):
 class SupabaseManagementClient(ApiClient):
     service_name = "Supabase Management API"
 
-    def __init__(self, api_url, access_token, project_ref=None, **kwargs):
+    def __init__(self, api_url, access_token, project_ref=None, settings_label="SMTP settings", **kwargs):
         secrets = list(kwargs.pop("secrets", ())) + [access_token]
         super().__init__(api_url, secrets=secrets, **kwargs)
         self._access_token = access_token
-        # Only to word error explanations; every call still names its project.
+        # Only to word error explanations; every call still names its project and what it changes.
         self.project_ref = project_ref
+        self.settings_label = settings_label
 
     def auth_headers(self):
         return {"Authorization": "Bearer %s" % self._access_token}
@@ -110,7 +111,7 @@ class SupabaseManagementClient(ApiClient):
             return ("The Supabase Management API rate limit held for longer than the retry budget "
                     "(HTTP 429); raise timeout or run fewer projects at once. %s" % error.message)
         if status == 400:
-            return "Supabase rejected the SMTP settings (HTTP 400): %s" % error.message
+            return "Supabase rejected the %s (HTTP 400): %s" % (self.settings_label, error.message)
         return error.message
 
     def get_auth_config(self, project_ref):

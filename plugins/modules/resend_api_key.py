@@ -19,7 +19,9 @@ description:
     or O(state=absent).
   - Resend shows a key's token only in the answer to its creation. The module returns it then, once, in
     RV(token), and never again; store it at once (the C(resend) role does, before any other step). A key whose
-    token was lost cannot be read back; replace it (O(recreate)) or delete it.
+    token was lost cannot be read back; replace it (O(recreate)) or delete it. When the answer to the module's
+    own create is lost, the module replaces the key itself in the same run; the key it finds is deleted and
+    created once more, and the new token is returned (with a warning).
   - B(Permission drift cannot be detected.) Resend has no C(GET /api-keys/{api_key_id}), and its list shows
     neither a key's permission nor its domain, so O(permission), O(domain) and O(domain_id) are used only when
     the key is created and are never compared with an existing key. To change them, set O(recreate=true) for
@@ -300,6 +302,8 @@ def newest_first(keys):
 
 class ApiKey(ManagedObject):
     result_key = "key"
+    # The key's value is in the create's answer only: a key whose answer was lost is replaced.
+    secret_shown_once = True
 
     def __init__(self, module, client):
         super().__init__(module, client)

@@ -17,7 +17,9 @@ description:
     keys first and creates one only when none has that name; two keys with that name are an error.
   - SendGrid shows the key's value only in the answer to its creation. The module returns it then,
     once, in RV(api_key), and never again; store it at once (the C(sendgrid) role does, before any
-    other step). A key whose value was lost cannot be read back; delete it and create a new one.
+    other step). A key whose value was lost cannot be read back; delete it and create a new one. When
+    the answer to the module's own create is lost, the module does that itself in the same run; the key
+    it finds is deleted and created once more, and the new value is returned (with a warning).
   - The key always gets the scopes in O(scopes) (default V(mail.send), the least an SMTP password
     needs); SendGrid would make a key created without scopes a Full Access key.
   - Scope drift is corrected with C(PUT). SendGrid adds V(sender_verification_eligible) and
@@ -192,6 +194,8 @@ def wanted_changes(params, current):
 
 class ApiKey(ManagedObject):
     result_key = "key"
+    # The key's value is in the create's answer only: a key whose answer was lost is replaced.
+    secret_shown_once = True
 
     @property
     def label(self):

@@ -352,6 +352,11 @@ def send_test_mail(module, management, auth, delivery):
         delivery["error_class"], delivery["hint"] = classify_failure(delivery["error"])
         if delivery["error_class"] == "unknown" and auth.advice(error):
             delivery["hint"] = auth.advice(error)
+        elif delivery["error_class"] == "unknown" and error.status >= 500 and not delivery["log_line"]:
+            # A gateway's 502/503 or an Auth crash: nothing about the mail settings to fix.
+            delivery["hint"] = ("Supabase Auth answered HTTP %d to /auth/v1/%s and logged nothing for it: a server or "
+                                "gateway error, not the mail settings; run the task again in a few minutes."
+                                % (error.status, action))
         return
     delivery["http_status"] = 200
     not_sent = signup_not_sent(answer) if action == "signup" else None

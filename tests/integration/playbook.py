@@ -55,8 +55,29 @@ def ansible_env(extra=None, log_path=None):
     return env
 
 
+def seeded_secrets():
+    """The secrets every sandbox is seeded with (demo tokens, keys, the demo mailbox's password,
+    the seeded projects' service-role and secret keys): no run of any test may print one."""
+    from tests.sandbox import mailbox_server, mailgun_api, resend_api, seed, sendgrid_api, supabase_api
+    found = [seed.DEMO_ACCESS_TOKEN, seed.DEMO_SMTP2GO_API_KEY, sendgrid_api.DEMO_SENDGRID_API_KEY,
+             resend_api.DEMO_RESEND_API_KEY, mailgun_api.DEMO_MAILGUN_API_KEY, mailbox_server.DEMO_MAILBOX_PASSWORD]
+    for ref in (seed.DEMO_PROJECT_REF, seed.DEMO_STAGING_PROJECT_REF):
+        found += [key["api_key"] for key in supabase_api.project_api_keys(ref)
+                  if key["name"] == "service_role" or key["type"] == "secret"]
+    return found
+
+
+def assert_no_seeded_secret(playbook, *texts):
+    """A cheap check on every run (raw and JSON-escaped forms only; test_secrets_scan.py does the rest)."""
+    output = "\n".join(texts)
+    for secret in seeded_secrets():
+        for form in (secret, json.dumps(secret)[1:-1]):
+            assert form not in output, "%s printed a seeded sandbox secret (%s...)" % (playbook, secret[:4])
+
+
 def run_playbook_file(playbook, args=(), env=None, timeout=300, cwd=REPO_ROOT):
-    """Run an existing playbook; returns (process, log text)."""
+    """Run an existing playbook; returns (process, log text). Fails if the run printed a secret
+    the sandbox is seeded with."""
     with tempfile.TemporaryDirectory(prefix="karto-run-") as tmp:
         log_path = os.path.join(tmp, "ansible.log")
         proc = subprocess.run(
@@ -64,6 +85,7 @@ def run_playbook_file(playbook, args=(), env=None, timeout=300, cwd=REPO_ROOT):
             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False,
         )
         log = open(log_path).read() if os.path.exists(log_path) else ""
+    assert_no_seeded_secret(playbook, proc.stdout, proc.stderr, log)
     return proc, log
 
 

@@ -29,6 +29,7 @@ CASES = [
     ({"mail_smtp_username": "karto supabase"}, "mail_smtp_username"),
     ({"mail_dns_port": 0}, "mail_dns_port"),
     ({"mail_preflight": "maybe"}, "mail_preflight"),
+    ({"mail_templates": "de"}, "mail_templates"),
 ]
 
 

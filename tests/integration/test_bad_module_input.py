@@ -14,6 +14,8 @@ import pytest
 from tests.integration.playbook import run_tasks
 
 DROP = object()  # an override that removes the option
+# A body with its link, as Go template text Ansible must not read as Jinja.
+GO_LINK = '{% raw %}<a href="{{ .ConfirmationURL }}">Подтвердить</a>{% endraw %}'
 NS = "karto.supabase_mail."
 
 
@@ -73,6 +75,19 @@ def module_table(sandbox, accounts):
              ({"auth_url": "auth.example.com"}, "auth_url"),
              ({"anon_key": secret("Anon") + " x"}, "anon_key"),
              ({"service_role_key": secret("Service") + "\n"}, "service_role_key"),
+         ]),
+        ("supabase_email_templates",
+         {"project_ref": ref, "access_token": "{{ supabase_token }}", "api_url": supabase_url,
+          "templates": {"confirmation": {"subject": "Подтвердите регистрацию", "content": GO_LINK}}},
+         connection_cases("api_url", supabase_url, "access_token", "supabase_token", 2) + [
+             ({"project_ref": ref + "\n"}, "project_ref"),
+             ({"templates": {"confirmation": {"content": "<p>Добро пожаловать!</p>"}}}, "templates.confirmation.content"),
+             ({"templates": {"invite": {"subject": "{% raw %}Привет, {{ .Name }}{% endraw %}"}}}, "templates.invite.subject"),
+             ({"templates": {"recovery": {"subject": "Сброс\nBcc: x@ro.ru"}}}, "templates.recovery.subject"),
+             ({"templates": {"reauthentication": {"content": GO_LINK}}}, "templates.reauthentication.content"),
+             ({"templates": {"welcome": {"subject": "Привет"}}}, "welcome"),
+             ({"templates": {"password_changed": {"enabled": "maybe"}}}, "enabled"),
+             ({"templates": {}}, "templates"),
          ]),
         ("smtp_check",
          {"host": "mail.smtp2go.com", "ports": [465, 587], "connect_to": routes, "ca_path": sandbox.ca_cert,
@@ -263,7 +278,7 @@ CASE_IDS = [case["id"] for case in build_cases(_Placeholder(), {"supabase": ("a"
 
 def test_the_table_covers_every_module_with_over_100_cases():
     modules = {case_id.split("-")[0] for case_id in CASE_IDS}
-    assert len(CASE_IDS) >= 100 and len(modules) == 12, (len(CASE_IDS), modules)
+    assert len(CASE_IDS) >= 100 and len(modules) == 13, (len(CASE_IDS), modules)
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS)

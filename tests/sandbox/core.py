@@ -11,6 +11,7 @@ emulated Supabase Auth's routing and the server certificate read them from there
 names a provider.
 """
 
+import hashlib
 import http.server
 import json
 import math
@@ -187,35 +188,48 @@ class Fault:
     action: str
     method: str = None
     path_contains: str = None
+    # A substring of the request body (HTTP only): aims a fault at one client's write among parallel
+    # ones whose paths are the same (an API whose create names its object only in the body).
+    body_contains: str = None
     times: int = 1  # -1 = forever
     status: int = None
     headers: dict = None
     body: object = None
     seconds: float = 0.0
+    # A `status` fault whose body quotes the request (headers and body), as some proxies and
+    # error pages do: what a client's redaction must survive.
+    echo_request: bool = None
 
     @classmethod
     def from_spec(cls, fault_id, spec):
         """Build a fault from a control-API spec, or raise ValueError saying what is wrong."""
-        unknown = set(spec) - {"service", "method", "path_contains", "action", "times",
-                               "status", "headers", "body", "seconds"}
+        unknown = set(spec) - {"service", "method", "path_contains", "body_contains", "action", "times",
+                               "status", "headers", "body", "seconds", "echo_request"}
         if unknown:
             raise ValueError(f"unknown fault keys: {', '.join(sorted(unknown))}")
         if not isinstance(spec.get("service"), str):
             raise ValueError("service is required")
         if spec.get("action") not in FAULT_ACTIONS:
             raise ValueError(f"action must be one of {', '.join(FAULT_ACTIONS)}")
+        if spec.get("body_contains") is not None and (not isinstance(spec["body_contains"], str)
+                                                      or not spec["body_contains"]):
+            raise ValueError("body_contains must be a non-empty string")
         times = spec.get("times", 1)
         if not _is_int(times) or (times < 1 and times != -1):
             raise ValueError("times must be a positive integer or -1 (forever)")
         fault = cls(id=fault_id, service=spec["service"], action=spec["action"],
                     method=spec["method"].upper() if spec.get("method") else None,
-                    path_contains=spec.get("path_contains"), times=times)
+                    path_contains=spec.get("path_contains"), body_contains=spec.get("body_contains"),
+                    times=times)
         if fault.action == "status":
             if not _is_int(spec.get("status")) or not 100 <= spec["status"] <= 599:
                 raise ValueError("status must be an HTTP status code")
             if not isinstance(spec.get("headers", {}), dict):
                 raise ValueError("headers must be an object")
             fault.status, fault.headers, fault.body = spec["status"], spec.get("headers", {}), spec.get("body")
+            if spec.get("echo_request") not in (None, False, True):
+                raise ValueError("echo_request must be true or false")
+            fault.echo_request = spec.get("echo_request") or None
         if fault.action == "delay":
             seconds = spec.get("seconds")
             if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
@@ -223,10 +237,11 @@ class Fault:
             fault.seconds = float(seconds)
         return fault
 
-    def matches(self, service, method, path):
+    def matches(self, service, method, path, body=None):
         return (self.service == service
                 and (self.method is None or self.method == method)
-                and (self.path_contains is None or self.path_contains in path))
+                and (self.path_contains is None or self.path_contains in path)
+                and (self.body_contains is None or self.body_contains in (body or "")))
 
     def as_dict(self):
         return {name: value for name, value in self.__dict__.items() if value is not None}
@@ -247,11 +262,12 @@ class FaultInjector:
             self._faults.append(fault)
             return fault
 
-    def take(self, service, method, path):
-        """The fault for this request, if any; uses up one of its `times`."""
+    def take(self, service, method, path, body=None):
+        """The fault for this request, if any; uses up one of its `times`. `body` is the request
+        body as text, for faults with `body_contains` (a request without one never matches them)."""
         with self._lock:
             for fault in self._faults:
-                if fault.matches(service, method, path):
+                if fault.matches(service, method, path, body):
                     if fault.times != -1:
                         fault.times -= 1
                         if fault.times == 0:
@@ -681,6 +697,27 @@ def auto_verify_delay(body):
     return after
 
 
+def client_id(request):
+    """An opaque id of the credential a request carried (its Authorization header, or the first
+    header naming a key), so a test running many accounts at once can tell their requests apart in
+    the journal; never the credential itself. None when the request carried none."""
+    for name, value in request.headers.items():
+        if name.lower() == "authorization" or "key" in name.lower():
+            return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:12]
+    return None
+
+
+def echo_request_body(request, body):
+    """An error body that quotes the whole request: its text as a JSON string (so the client sees
+    the JSON-escaped form of every value) and each header raw, as a debugging proxy would."""
+    echoed = {"request_line": f"{request.method} {request.path}",
+              "request_headers": {name: value for name, value in request.headers.items()},
+              "request_body": request.body.decode("utf-8", "replace")}
+    if isinstance(body, dict):
+        return {**body, **echoed}
+    return {"error": body if isinstance(body, str) else "error", **echoed}
+
+
 def rate_limit_setting(body, default_window_seconds):
     """(limit, window_seconds) of a provider emulator's rate-limit control call; limit None restores
     the provider's default."""
@@ -743,7 +780,8 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         )
         fault = None
         if service.journaled:
-            fault = service.context.faults.take(service.name, request.method, request.path)
+            fault = service.context.faults.take(service.name, request.method, request.path,
+                                                request.body.decode("utf-8", "replace"))
         if fault and fault.action == "delay":
             time.sleep(fault.seconds)
         if fault and fault.action == "drop":
@@ -753,6 +791,8 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             return
         if fault and fault.action == "status":
             body = fault.body if fault.body is not None else service.error_body(HTTPStatus(fault.status).phrase)
+            if fault.echo_request:
+                body = echo_request_body(request, body)
             # The service's own headers first (a client must not tell a faulted answer from a real
             # one by missing headers), the fault's on top.
             headers = {**service.fault_headers(request, fault.status), **dict(fault.headers)}
@@ -795,6 +835,8 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             # true when the fault answered instead of the emulator (status, drop)
             fault=fault is not None and fault.action in ("status", "drop"),
             fault_action=fault.action if fault else None,
+            fault_id=fault.id if fault else None,
+            client=client_id(request),
         )
 
     def _send(self, response):

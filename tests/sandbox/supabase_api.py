@@ -191,6 +191,13 @@ AUTH_CONFIG_FIELDS = {
     "mailer_otp_exp": ("integer", 3600),
     "mailer_otp_length": ("integer", 6),
     "mailer_secure_email_change_enabled": ("boolean", True),
+    # Mail templates (spec: every mailer_subjects_*, mailer_templates_*_content a nullable string, every
+    # mailer_notifications_*_enabled a nullable boolean, in UpdateAuthConfigBody and AuthConfigResponse).
+    # Stored and returned as sent (UTF-8 text, Go template actions untouched); supabase_auth.py renders them.
+    # Fresh subjects: the defaults the local-development guide lists ("Default subject: \"Confirm Your
+    # Signup\"", "You have been invited", ..., supabase.com/docs/guides/local-development/customizing-email-templates);
+    # security notifications off and their bodies unset until a user writes one (ASSUMED: GoTrue then
+    # uses its built-in body, supabase/auth internal/mailer/templatemailer/template.go getEmailContentConfig).
     "mailer_subjects_confirmation": ("string", "Confirm Your Signup"),
     "mailer_subjects_email_change": ("string", "Confirm Email Change"),
     "mailer_subjects_invite": ("string", "You have been invited"),

@@ -91,7 +91,9 @@ MAIL_KINDS = {
 
 _EMAIL_FORMAT = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                            r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
-_TEMPLATE_FIELD = re.compile(r"{{\s*\.(\w+)\s*}}")
+# A Go template action that prints one variable of the template data: `{{ .Token }}`, with trim markers
+# (`{{- .Token -}}`), from the root (`$.Token`) or a key of the user metadata (`{{ .Data.name }}`).
+_TEMPLATE_FIELD = re.compile(r"{{(-?)\s*\$?\.(\w+)((?:\.\w+)*)\s*(-?)}}")
 _GO_JSON_TYPES = {str: "string", bool: "bool", dict: "map[string]interface {}"}
 
 
@@ -206,6 +208,34 @@ def format_address(address, name):
     if any(char in name for char in '()<>[]:;@\\,."'):
         return f"=?UTF-8?b?{base64.b64encode(name.encode()).decode()}?= <{address}>"
     return f"=?UTF-8?q?{_q_encode(name)}?= <{address}>"
+
+
+def render_template(text, data):
+    """The stored subject or body with each variable action replaced, as GoTrue's templatemailer
+    executes it (supabase/auth internal/mailer/templatemailer/template.go @1d1ad0eb: html/template over a
+    `map[string]any`; the keys per mail in templatemailer.go @01e7d351). A key the map lacks prints
+    nothing (a missing map key is the zero value, which html/template prints as empty text), so a
+    mistyped `{{ .ConfirmationUrl }}` sends a mail without its link. `{{-`/`-}}` trim the whitespace
+    beside them (text/template). Not emulated: other actions (`if`, `range`, pipelines, functions:
+    left as written) and html/template's contextual escaping of the values."""
+    def value(match):
+        found = data.get(match.group(2))
+        for key in filter(None, match.group(3).split(".")):
+            found = found.get(key) if isinstance(found, dict) else None
+        return "" if found is None else str(found)
+
+    pieces = []
+    position = 0
+    for match in _TEMPLATE_FIELD.finditer(text):
+        before = text[position:match.start()]
+        pieces.append(before.rstrip() if match.group(1) else before)
+        pieces.append(value(match))
+        position = match.end()
+        if match.group(4):
+            rest = text[position:]
+            position += len(rest) - len(rest.lstrip())
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def build_message(from_header, to, subject, html_body, at):
@@ -783,11 +813,9 @@ class SupabaseAuth(HttpService):
         confirmation_url = (f"https://{call.ref}.supabase.co{AUTH_BASE_PATH}/verify?token={quote(token_hash)}"
                             f"&type={link_type}&redirect_to={quote(site_url, safe=':/')}")
         data = {"ConfirmationURL": confirmation_url, "Token": otp, "TokenHash": token_hash, "SiteURL": site_url,
-                "Email": recipient, "RedirectTo": site_url, "Data": ""}
-        subject = config.get(f"mailer_subjects_{template_key}") or template_key
-        template = config.get(f"mailer_templates_{template_key}_content") or ""
-        html = _TEMPLATE_FIELD.sub(lambda match: str(data.get(match.group(1), "")), template)
-        subject = _TEMPLATE_FIELD.sub(lambda match: str(data.get(match.group(1), "")), subject)
+                "Email": recipient, "RedirectTo": site_url, "Data": user.get("user_metadata") or {}}
+        subject = render_template(config.get(f"mailer_subjects_{template_key}") or template_key, data)
+        html = render_template(config.get(f"mailer_templates_{template_key}_content") or "", data)
         if builtin:
             from_header = BUILTIN_MAILER_FROM
             error = None  # Supabase's own mailer: nothing reaches the sandbox's relay

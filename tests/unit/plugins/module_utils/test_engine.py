@@ -371,3 +371,131 @@ def test_wait_until_never_sleeps_past_the_deadline_and_fails_with_the_last_read(
                        failure=lambda o: {"msg": "still not verified", "seen": o["n"]})
     assert clock.sleeps == [10, 10, 5] and clock.now == 1025.0
     assert failed.value.result == {"msg": "still not verified", "seen": 3}
+
+
+# --- lost answers the fault matrix found (issue 12) -------------------------------------------------------
+
+class LateStore(Store):
+    """A create that times out on the client and lands on the server only after `lands_after` more
+    reads (None: never); the store's client budget is `budget` seconds, as ApiClient.retry.budget."""
+
+    def __init__(self, lands_after=None, budget=6.0, **objects):
+        super().__init__(**objects)
+        self.retry = type("Retry", (), {"budget": budget})()
+        self.lands_after = lands_after
+        self.pending = None
+
+    def add(self, name, fields):
+        if self.pending is None and "time_out" == self.faults.get("add"):
+            self.faults.pop("add")
+            self.calls.append(("add", name))
+            self.pending = (name, fields)
+            raise ApiError("no answer to add (read timed out)", method="POST", outcome_unknown=True, timed_out=True)
+        return super().add(name, fields)
+
+    def get(self, name):
+        if self.pending is not None and self.lands_after is not None:
+            if self.lands_after == 0:
+                pending_name, fields = self.pending
+                self.objects[pending_name] = dict(fields, name=pending_name)
+                self.pending = None
+            else:
+                self.lands_after -= 1
+        return super().get(name)
+
+
+def fake_time(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(_engine.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(_engine.time, "sleep", clock.sleep)
+    return clock
+
+
+def test_a_create_that_timed_out_and_lands_late_is_found_within_the_budget(monkeypatch):
+    clock = fake_time(monkeypatch)
+    store = LateStore(lands_after=3, budget=6.0)
+    store.faults["add"] = "time_out"
+    outcome = run(store, colour="red")
+    assert isinstance(outcome, Exited) and outcome.result["created"] is True
+    assert outcome.result["thing"] == {"name": "t1", "colour": "red"}
+    assert [call[0] for call in store.calls] == ["get", "add", "get", "get", "get", "get"]
+    assert clock.sleeps == [_engine.LOST_CREATE_POLL_SECONDS] * 3
+
+
+def test_a_create_that_timed_out_and_never_lands_fails_once_the_budget_is_spent(monkeypatch):
+    clock = fake_time(monkeypatch)
+    store = LateStore(lands_after=None, budget=6.0)
+    store.faults["add"] = "time_out"
+    outcome = run(store, colour="red")
+    assert isinstance(outcome, Failed) and "does not find thing t1" in outcome.result["msg"]
+    assert clock.now - 1000.0 <= 6.0 and sum(clock.sleeps) > 5.0  # looked for as long as the budget allows
+    assert [call for call in store.calls if call[0] == "add"] == [("add", "t1")]
+
+
+def test_a_dropped_create_is_read_once_and_a_unique_one_sent_again_at_once(monkeypatch):
+    clock = fake_time(monkeypatch)
+    store = LateStore(lands_after=None)
+    store.faults["add"] = "drop"  # a closed connection: over, nothing to wait for
+    assert isinstance(run(store, colour="red"), Failed)
+    assert clock.sleeps == []
+
+    class Unique(Thing):
+        create_is_unique = True
+
+    store = LateStore(lands_after=None)
+    store.faults["add"] = "time_out"
+    outcome = run(store, kind=Unique, colour="red")
+    assert isinstance(outcome, Exited) and store.objects["t1"]["colour"] == "red"
+    assert clock.sleeps == [] and [call[0] for call in store.calls] == ["get", "add", "get", "add"]
+
+
+class Key(Thing):
+    """An object whose value only the create's answer shows (an API key)."""
+
+    secret_shown_once = True
+
+    def create(self, changes):
+        created = super().create(changes)
+        self.result["token"] = "token-%d" % len([call for call in self.client.calls if call[0] == "add"])
+        return created
+
+    def on_lost_create(self, found, changes):
+        self.module.fail_json(msg="key %s was created but its token was lost" % found["name"])
+
+
+def test_a_key_whose_create_answer_was_lost_is_replaced_in_the_run():
+    store = Store()
+    store.faults["add"] = "lose_answer"
+    module = FakeModule({"name": "t1", "state": "present", "colour": "red", "secret": None,
+                         "update_password": "on_create"})
+    with pytest.raises(Exited) as exited:
+        Key(module, store).run()
+    assert exited.value.result["changed"] is True
+    # The first key's token went with the answer: that key was deleted; the second's token is returned.
+    assert exited.value.result["token"] == "token-2"
+    assert store.calls == [("get", "t1"), ("add", "t1"), ("get", "t1"), ("remove", "t1"), ("add", "t1")]
+    assert list(store.objects) == ["t1"]
+    assert any("was lost" in warning and "created again" in warning for warning in module.warnings)
+
+
+def test_a_key_whose_replacement_cannot_be_made_fails_through_the_modules_words():
+    store = Store()
+    store.faults["add"] = "lose_answer"
+    store.faults["remove"] = "refuse"
+    outcome = run(store, kind=Key, colour="red")
+    assert isinstance(outcome, Failed) and outcome.result["msg"] == "key t1 was created but its token was lost"
+
+    class LosesTwice(Store):
+        def add(self, name, fields):
+            self.faults["add"] = "lose_answer"
+            return super().add(name, fields)
+
+    store = LosesTwice()
+    outcome = run(store, kind=Key, colour="red")
+    assert isinstance(outcome, Failed) and "token was lost" in outcome.result["msg"]
+    assert len([call for call in store.calls if call[0] == "add"]) == 2  # never a third
+
+
+@pytest.mark.parametrize("text, expected", [("No answer", "No answer."), ("Done.", "Done."), ("Why? ", "Why?")])
+def test_sentence_ends_a_message_so_another_can_follow(text, expected):
+    assert _engine.sentence(text) == expected

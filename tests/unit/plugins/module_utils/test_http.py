@@ -3,8 +3,8 @@
 import random
 
 import pytest
-import requests
 
+from ansible_collections.karto.supabase_mail.plugins.module_utils import _transport
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import (
     USER_AGENT,
     ApiClient,
@@ -38,9 +38,9 @@ def test_parse_wait_header_http_date():
 
 
 def test_server_wait_prefers_retry_after_then_reset_headers():
-    headers = requests.structures.CaseInsensitiveDict({"x-ratelimit-reset": "9", "Retry-After": "3"})
+    headers = _transport.Headers([("x-ratelimit-reset", "9"), ("Retry-After", "3")])
     assert RetryPolicy.server_wait(headers, now=NOW) == 3.0
-    headers = requests.structures.CaseInsensitiveDict({"ratelimit-reset": "4"})
+    headers = _transport.Headers([("ratelimit-reset", "4")])
     assert RetryPolicy.server_wait(headers, now=NOW) == 4.0
 
 
@@ -68,7 +68,7 @@ class FakeResponse:
     def __init__(self, status, body=None, headers=None):
         self.status_code = status
         self._body = body
-        self.headers = requests.structures.CaseInsensitiveDict(headers or {})
+        self.headers = _transport.Headers((headers or {}).items())
         self.content = b"" if body is None else b"x"
         self.url = "http://api.test/x"
         self.text = str(body)
@@ -98,7 +98,7 @@ class FakeSession:
             read_timeout = kwargs["timeout"][1]
             if seconds > read_timeout:
                 self.clock.now += read_timeout
-                raise requests.exceptions.ReadTimeout("read timed out")
+                raise _transport.ReadTimeout("read timed out")
             self.clock.now += seconds
         if isinstance(item, Exception):
             raise item
@@ -165,13 +165,13 @@ def test_4xx_is_not_retried_and_keeps_provider_code():
 
 
 def test_dropped_connection_retried_for_idempotent_requests():
-    client, session, _clock = make_client([requests.exceptions.ConnectionError("reset"), FakeResponse(200, {})])
+    client, session, _clock = make_client([_transport.ConnectionLost("reset"), FakeResponse(200, {})])
     assert client.request("PATCH", "/v1/x", json_body={}) == {}
     assert len(session.calls) == 2
 
 
 def test_lost_answer_to_a_create_is_not_retried_and_says_outcome_unknown():
-    client, session, _clock = make_client([requests.exceptions.ReadTimeout("read timed out"), FakeResponse(200, {})])
+    client, session, _clock = make_client([_transport.ReadTimeout("read timed out"), FakeResponse(200, {})])
     with pytest.raises(ApiError) as caught:
         client.request("POST", "/v3/users/smtp/add", json_body={}, idempotent=False)
     assert len(session.calls) == 1
@@ -337,3 +337,52 @@ def test_rate_limit_wait_zero_never_waits():
     with pytest.raises(ApiError):
         client.request("POST", "/send", json_body={}, idempotent=False)
     assert len(session.calls) == 1 and clock.sleeps == []
+
+
+# --- what an unanswered or 5xx request tells the caller (issue 12's fault matrix) -----------------------
+
+def test_a_timed_out_create_says_so_and_a_dropped_one_does_not():
+    # A timeout may still land on the server; a closed connection is over: the write engine keeps
+    # looking for the first only.
+    client, _session, _clock = make_client([(60, FakeResponse(200, {}))], budget=None)
+    with pytest.raises(ApiError) as timed_out:
+        client.request("POST", "/v3/add", json_body={}, idempotent=False)
+    client, _session, _clock = make_client([_transport.ConnectionLost("reset by peer")])
+    with pytest.raises(ApiError) as dropped:
+        client.request("POST", "/v3/add", json_body={}, idempotent=False)
+    assert timed_out.value.timed_out is True and timed_out.value.outcome_unknown is True
+    assert dropped.value.timed_out is False and dropped.value.outcome_unknown is True
+    assert "may or may not have been applied" in dropped.value.message
+
+
+def test_no_answer_to_a_read_says_what_to_do():
+    client, _session, _clock = make_client([_transport.ConnectionLost("reset by peer")] * 50, budget=None)
+    with pytest.raises(ApiError) as caught:
+        client.request("GET", "/v1/x")
+    assert caught.value.message.startswith("API GET /v1/x: no answer")
+    assert "check that api_url is reachable from this machine, or raise timeout, and run the task again" \
+        in caught.value.message
+    assert "(after " in caught.value.message  # the tries are counted before the advice
+
+
+@pytest.mark.parametrize("method, idempotent, status, advice", [
+    ("GET", None, 503, "server error on every try: run the task again in a few minutes"),
+    ("GET", None, 500, "server error on every try: run the task again in a few minutes"),
+    ("POST", False, 500, "the write was not retried (repeating it blindly could apply it twice): run the task "
+                         "again in a few minutes"),
+    ("POST", False, 503, "the write was not retried"),
+    # A create answered 502 or 504 may have landed: the caller re-reads and says what to do.
+    ("POST", False, 502, None),
+    ("POST", False, 504, None),
+    ("GET", None, 404, None),
+])
+def test_a_server_error_says_what_to_do(method, idempotent, status, advice):
+    client, _session, _clock = make_client([FakeResponse(status, {"message": "boom"})] * 50, budget=None)
+    with pytest.raises(ApiError) as caught:
+        client.request(method, "/v1/x", idempotent=idempotent)
+    assert ("HTTP %d: boom" % status) in caught.value.message
+    if advice:
+        assert advice in caught.value.message and caught.value.message.endswith("in a few minutes")
+    else:
+        assert "run the task again" not in caught.value.message
+    assert caught.value.outcome_unknown is (status in (502, 504) and idempotent is False)

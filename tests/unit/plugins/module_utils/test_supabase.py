@@ -1,8 +1,8 @@
 """The Supabase clients: which key goes in which header, GoTrue's 429 waits, error_id, explanations."""
 
 import pytest
-import requests
 
+from ansible_collections.karto.supabase_mail.plugins.module_utils import _transport
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
 from ansible_collections.karto.supabase_mail.plugins.module_utils._supabase import (
     PASSWORD_DIGITS,
@@ -25,7 +25,7 @@ class FakeResponse:
     def __init__(self, status, body=None, headers=None):
         self.status_code = status
         self._body = body
-        self.headers = requests.structures.CaseInsensitiveDict(headers or {})
+        self.headers = _transport.Headers((headers or {}).items())
         self.content = b"" if body is None else b"x"
         self.text = str(body)
 

@@ -2,9 +2,9 @@
 on the wire, error parsing, the 429's wait, explanations, and the engine hooks against an in-memory Mailgun."""
 
 import pytest
-import requests
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _provider_mailgun as mailgun
+from ansible_collections.karto.supabase_mail.plugins.module_utils import _transport
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
 from ansible_collections.karto.supabase_mail.plugins.modules import mailgun_smtp_credential as module
 from tests.unit.plugins.module_utils.test_engine import Exited, Failed, FakeModule
@@ -77,19 +77,17 @@ def test_sandbox_domains_by_type_or_name(name, kind, sandbox):
 
 # --- the client: form bodies, auth, errors -------------------------------------------------------------
 
-class Recorder(mailgun._FormSession):
-    """The real session's request preparation, without a network: keeps the prepared request."""
+class Recorder(_transport.Session):
+    """The real transport's request preparation, without a network: keeps the prepared request."""
 
     def __init__(self, status=200, body=b'{"message": "ok"}'):
         super().__init__()
         self.prepared, self.status, self.body = [], status, body
 
-    def send(self, request, **kwargs):
-        self.prepared.append(request)
-        response = requests.Response()
-        response.status_code, response._content, response.request = self.status, self.body, request
-        response.headers["Content-Type"] = "application/json"
-        return response
+    def send(self, prepared, timeout=None, verify=True):
+        self.prepared.append(prepared)
+        return _transport.Response(self.status, "", _transport.Headers([("Content-Type", "application/json")]),
+                                   self.body)
 
 
 def test_writes_go_as_multipart_form_fields_never_as_json():
@@ -101,7 +99,7 @@ def test_writes_go_as_multipart_form_fields_never_as_json():
     assert create.method == "POST" and create.url == "https://api.mailgun.net/v3/domains/mg.karto.test/credentials"
     assert change.method == "PUT" and change.url.endswith("/v3/domains/mg.karto.test/credentials/%s" % LOGIN)
     for request in (create, change):
-        assert request.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+        assert request.header("Content-Type").startswith("multipart/form-data; boundary=")
         assert b'Content-Disposition: form-data; name="password"\r\n\r\n' + PASSWORD.encode() in request.body
         assert not request.body.lstrip().startswith(b"{")
     assert b'name="login"\r\n\r\n' + LOGIN.encode() in create.body

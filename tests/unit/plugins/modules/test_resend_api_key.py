@@ -54,7 +54,8 @@ class FakeResend:
         self.made += 1
         key = {"id": "new%d" % self.made, "name": name, "created_at": "2026-01-0%d" % (self.made + 1)}
         self.keys.append(key)
-        if self.fault == "lose_answer":
+        if self.fault in ("lose_answer", "lose_answer_once"):
+            self.fault = None if self.fault == "lose_answer_once" else self.fault
             raise ApiError("no answer", method="POST", outcome_unknown=True)
         return {"id": key["id"], "token": TOKEN}
 
@@ -147,16 +148,24 @@ def test_absent_with_key_id_deletes_only_that_key_and_refuses_a_key_of_another_n
     assert isinstance(wrong, Failed) and "is named 'other-name'" in wrong.result["msg"]
 
 
-def test_a_lost_create_answer_fails_naming_the_key_to_delete_and_is_never_sent_again():
+def test_a_lost_create_answer_is_replaced_by_a_new_key_in_the_same_run():
+    # The key made by the lost create has a token nobody holds: deleted, and created once more.
+    api = FakeResend(fault="lose_answer_once")
+    outcome = run(api)
+    assert isinstance(outcome, Exited) and outcome.result["token"] == TOKEN and outcome.result["created"] is True
+    assert ("delete", "new1") in api.calls and [key["id"] for key in api.keys] == ["new2"]
+
+
+def test_create_answers_lost_twice_fail_naming_the_key_to_delete_and_are_never_sent_a_third_time():
     api = FakeResend(fault="lose_answer")
     outcome = run(api)
     assert isinstance(outcome, Failed) and "answer carrying its token was lost" in outcome.result["msg"]
-    assert "key_id=new1" in outcome.result["msg"] and outcome.result["created"] is True
+    assert "key_id=new2" in outcome.result["msg"] and outcome.result["created"] is True
     recreate = FakeResend([OLD], fault="lose_answer")
     lost = run(recreate, recreate=True)
     assert isinstance(lost, Failed) and "key_id=new1" in lost.result["msg"]
     assert [call for call in api.calls + recreate.calls if call[0] == "create"] == [
-        ("create", "sending_access", None)] * 2
+        ("create", "sending_access", None)] * 3
 
 
 def test_a_domain_that_is_not_in_the_team_fails_before_the_create():

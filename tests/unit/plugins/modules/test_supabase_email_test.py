@@ -5,9 +5,9 @@ import json
 import time
 
 import pytest
-import requests
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.karto.supabase_mail.plugins.module_utils import _transport
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _http
 from ansible_collections.karto.supabase_mail.plugins.module_utils._supabase import PASSWORD_SYMBOLS
 from ansible_collections.karto.supabase_mail.plugins.modules import supabase_email_test
@@ -37,7 +37,7 @@ class FakeResponse:
     def __init__(self, status, body=None, headers=None):
         self.status_code = status
         self._body = body
-        self.headers = requests.structures.CaseInsensitiveDict(headers or {})
+        self.headers = _transport.Headers((headers or {}).items())
         self.content = b"" if body is None else json.dumps(body).encode()
         self.text = self.content.decode()
 
@@ -82,7 +82,7 @@ class FakeApis:
 
 
 def run(monkeypatch, capsys, apis, **args):
-    monkeypatch.setattr(_http.requests, "Session", apis.session)
+    monkeypatch.setattr(_transport, "Session", apis.session)
     params = {"project_ref": REF, "access_token": TOKEN, "api_url": "http://api.test",
               "auth_url": "http://auth.test", "email": EMAIL, "log_timeout": 0, "fail_on_error": False}
     params.update(args)

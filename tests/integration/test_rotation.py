@@ -1,0 +1,253 @@
+"""playbooks/rotate-mail-credentials.yml against the sandbox: a fault at each step leaves Supabase
+sending mail and the credential in use unrevoked, a rerun finishes, check mode writes nothing, and
+setup-mail.yml then recognises the new credential (changed=0, zero writes).
+
+The providers come from the registry: every registered provider whose role has the rotation entry
+points (`rotate_issue`, `rotate_revoke` in its meta/argument_specs.yml) must have a driver here."""
+
+import json
+import os
+import secrets
+
+import requests
+import yaml
+
+from tests.collection_path import REPO_ROOT, make_importable
+from tests.integration.playbook import run_playbook_file
+from tests.integration.test_mailbox_setup_mail import setup_for as mailbox_setup_for
+from tests.integration.test_setup_mail_playbook import Setup as Smtp2goSetup
+
+make_importable()
+from ansible_collections.karto.supabase_mail.plugins.module_utils import _relay  # noqa: E402 pylint: disable=wrong-import-position
+
+ROTATE = "playbooks/rotate-mail-credentials.yml"
+SMTP2GO_WRITES = ("/add", "/edit", "/remove")
+
+
+def rotating_providers():
+    found = []
+    for name in sorted(_relay.registered_profiles()):
+        spec = yaml.safe_load(open(os.path.join(REPO_ROOT, "roles", name, "meta", "argument_specs.yml")))
+        if {"rotate_issue", "rotate_revoke"} <= set(spec["argument_specs"]):
+            found.append(name)
+    return found
+
+
+def rotate(setup, *args):
+    proc, log = run_playbook_file(ROTATE, ["-i", str(setup.inventory), "-e", "@" + str(setup.vars_file), *args])
+    setup.outputs += [proc.stdout, proc.stderr, log]
+    return proc
+
+
+def setup_mail(setup, *args):
+    proc, log = setup.run(*args)
+    setup.outputs += [proc.stdout, proc.stderr, log]
+    return proc
+
+
+def writes(sandbox, since):
+    """Every request since `since` that changes something: provider writes, Supabase PATCHes, Auth mails."""
+    found = []
+    for entry in sandbox.journal():
+        if entry["seq"] <= since:
+            continue
+        if (entry["service"] == "smtp2go_api" and entry["path"].endswith(SMTP2GO_WRITES)
+                or entry["service"] == "supabase_api" and entry["method"] != "GET"
+                or entry["service"] == "supabase_auth" and entry["method"] == "POST"):
+            found.append(entry)
+    return found
+
+
+def recap_changed_zero(proc):
+    recap = [line for line in proc.stdout.splitlines() if "changed=" in line]
+    return bool(recap) and all("changed=0" in line for line in recap)
+
+
+def files_of(folder):
+    return {str(path): path.read_bytes() for path in folder.rglob("*") if path.is_file()} if folder.exists() else {}
+
+
+def supabase_sends(sandbox, ref, tag):
+    """A mail Supabase Auth is asked for now (a magic link to a new address) reaches the inbox."""
+    to = "rotation-%s-%s@karto.test" % (tag, secrets.token_hex(3))
+    anon = sandbox.project_api_keys(ref)["anon"]
+    answer = requests.post(sandbox.auth_url() + "/otp", headers={"apikey": anon}, json={"email": to}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert len(sandbox.wait_for_mail(to, count=1, timeout=15)) == 1
+
+
+# --- SMTP2GO: a second SMTP user carries the new password ------------------------------------------
+
+class Smtp2go:
+    def __init__(self, sandbox, tmp_path):
+        self.setup = Smtp2goSetup(sandbox, tmp_path, projects=1)
+        self.setup.outputs = []
+        self.sandbox = sandbox
+        self.ref = self.setup.refs[0]
+        self.old = "karto-%s" % self.ref[:8]
+        self.new = self.old + "-2"
+
+    def users(self):
+        return {user["username"]: user["email_password"] for user in self.setup.smtp_users()}
+
+    def stored(self, username):
+        path = self.setup.secrets_dir / ("smtp2go-%s.password" % username)
+        return path.read_text().strip() if path.exists() else None
+
+    def record(self):
+        path = self.setup.secrets_dir / ("smtp2go-%s.rotation" % self.old)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def in_use(self):
+        config = self.sandbox.supabase_auth_config(self.ref)
+        return config["smtp_user"], config["smtp_pass"]
+
+    def assert_supabase_sends_unrevoked(self, tag):
+        """Supabase logs in as a user that exists with the password it holds, and a mail goes out."""
+        user, password = self.in_use()
+        assert self.users().get(user) == password
+        supabase_sends(self.sandbox, self.ref, tag)
+
+    def faulted_run(self, tag, *faults):
+        for fault in faults:
+            self.sandbox.inject_fault(**fault)
+        proc = rotate(self.setup)
+        assert proc.returncode != 0, proc.stdout[-3000:]
+        assert self.sandbox.faults() == [], "a fault was not hit: %s" % self.sandbox.faults()
+        self.assert_supabase_sends_unrevoked(tag)
+        return proc
+
+
+def test_smtp2go_rotation_survives_a_fault_at_every_step_and_setup_mail_then_changes_nothing(sandbox, tmp_path):
+    driver = Smtp2go(sandbox, tmp_path)
+    setup = driver.setup
+    first = setup_mail(setup)
+    assert first.returncode == 0, first.stdout[-3000:]
+    old_password = driver.stored(driver.old)
+    assert driver.in_use() == (driver.old, old_password)
+    passwords = [old_password]
+
+    # Check mode: nothing written anywhere, not even the new password's file.
+    files, marker = files_of(setup.secrets_dir), setup.last_seq()
+    check = rotate(setup, "--check")
+    assert check.returncode == 0, check.stdout[-3000:]
+    assert writes(sandbox, marker) == [] and files_of(setup.secrets_dir) == files
+    assert list(driver.users()) == [driver.old]
+
+    # issue: SMTP2GO answers the create with a 5xx. The new password was stored before it.
+    issue = driver.faulted_run("issue", dict(service="smtp2go_api", path_contains="/users/smtp/add",
+                                             action="status", status=500))
+    assert 'stopped at "Create the other SMTP user with the new password"' in issue.stdout
+    pending = driver.stored(driver.new)
+    assert pending and pending != old_password and list(driver.users()) == [driver.old]
+    passwords.append(pending)
+
+    # check: the create's answer is lost (recovered by re-reading), then the relay refuses the new login.
+    check_fault = driver.faulted_run(
+        "check",
+        dict(service="smtp2go_api", path_contains="/users/smtp/add", action="drop_answer"),
+        dict(service="smtp_relay", method="SMTP", path_contains="AUTH", action="status", status=535,
+             body="5.7.8 Authentication failed"))
+    assert "Authentication failed" in check_fault.stdout
+    # The pending password was reused, not a new one issued, and one user was made of the lost create.
+    assert driver.users() == {driver.old: old_password, driver.new: pending}
+
+    # apply: Supabase's PATCH fails; Supabase keeps the old user.
+    apply = driver.faulted_run("apply", dict(service="supabase_api", method="PATCH", path_contains=driver.ref,
+                                             action="status", status=500,
+                                             body={"message": "Failed to update project's auth config"}))
+    assert "Failed to update project's auth config" in apply.stdout
+    assert driver.in_use() == (driver.old, old_password)
+
+    # verify: the proof mail is refused at DATA; Supabase is put back on the old user.
+    marker = setup.last_seq()
+    verify = driver.faulted_run("verify", dict(service="smtp_relay", method="SMTP", path_contains="DATA",
+                                               action="status", status=554, body="5.7.1 Injected refusal"))
+    assert 'stopped at "Report why the mail was not sent"' in verify.stdout
+    patched = [e["json"].get("smtp_user") for e in setup.supabase_patches(since=marker)]
+    assert patched == [driver.new, driver.old]
+    assert driver.in_use() == (driver.old, old_password)
+
+    # revoke: removing the old user fails after the new one is proven; Supabase sends with the new one.
+    revoke = driver.faulted_run("revoke", dict(service="smtp2go_api", path_contains="/users/smtp/remove",
+                                               action="status", status=500))
+    assert 'revoking SMTP2GO SMTP user %s stopped at "Remove the old SMTP user"' % driver.old in revoke.stdout
+    assert driver.in_use() == (driver.new, pending)
+    assert driver.users() == {driver.old: old_password, driver.new: pending}
+    assert driver.record() == {"username": driver.new, "revoke": driver.old}
+
+    # The rerun finishes: the old user and its stored password are gone, nothing else was issued.
+    # At -vvv with --diff, so that the secret check below covers the most verbose output.
+    finish = rotate(setup, "--diff", "-vvv")
+    assert finish.returncode == 0, finish.stdout[-3000:]
+    assert driver.users() == {driver.new: pending}
+    assert driver.stored(driver.old) is None and driver.stored(driver.new) == pending
+    assert driver.record() == {"username": driver.new, "revoke": ""}
+    adds = [e for e in sandbox.journal(service="smtp2go_api", path_contains="/users/smtp/add")
+            if driver.old in str(e["json"])]
+    assert len(adds) == 3  # setup's user, then the 5xx and the lost answer: the one new user
+    driver.assert_supabase_sends_unrevoked("finished")
+
+    # setup-mail.yml knows the new user: no change, no write, no proof mail.
+    marker, mails = setup.last_seq(), len(sandbox.inbox(to=setup.recipient))
+    after = setup_mail(setup)
+    assert after.returncode == 0, after.stdout[-3000:]
+    assert recap_changed_zero(after), after.stdout[-2000:]
+    assert writes(sandbox, marker) == []
+    assert len(sandbox.inbox(to=setup.recipient)) == mails
+
+    for secret in passwords + [setup.token, setup.api_key]:
+        assert all(secret not in output for output in setup.outputs)
+
+
+# --- mailbox: the user changed the mailbox password and gives the new one --------------------------
+
+def test_mailbox_rotation_applies_the_new_mailbox_password_and_setup_mail_then_changes_nothing(sandbox, tmp_path):
+    setup = mailbox_setup_for(sandbox, tmp_path)
+    setup.outputs = []
+    ref, old_password = setup.refs[0], setup.api_key
+    first = setup_mail(setup)
+    assert first.returncode == 0, first.stdout[-3000:]
+
+    # The user changes the mailbox password (the old one stops working there) and gives the new one.
+    new_password = "Mb-" + secrets.token_urlsafe(12)
+    sandbox.add_mailbox(setup.sender, new_password)
+    setup.set_vars(mailbox_password=new_password)
+
+    marker = setup.last_seq()
+    rotated = rotate(setup)
+    assert rotated.returncode == 0, rotated.stdout[-3000:]
+    # One PATCH (nothing to put back), the new password in Supabase, the rotation's proof mail delivered.
+    assert [e["json"]["smtp_pass"] for e in setup.supabase_patches(since=marker)] == [new_password]
+    assert sandbox.supabase_auth_config(ref)["smtp_pass"] == new_password
+    assert len(sandbox.wait_for_mail(setup.recipient, count=2, timeout=15)) == 2  # setup's proof, the rotation's
+    assert "the old one stopped working when you changed it, so there is nothing to revoke" in rotated.stdout
+    supabase_sends(sandbox, ref, "mailbox")
+
+    marker = setup.last_seq()
+    after = setup_mail(setup)
+    assert after.returncode == 0 and recap_changed_zero(after), after.stdout[-2000:]
+    assert writes(sandbox, marker) == []
+    for secret in (old_password, new_password, setup.token):
+        assert all(secret not in output for output in setup.outputs)
+
+
+DRIVERS = {
+    "smtp2go": test_smtp2go_rotation_survives_a_fault_at_every_step_and_setup_mail_then_changes_nothing,
+    "mailbox": test_mailbox_rotation_applies_the_new_mailbox_password_and_setup_mail_then_changes_nothing,
+}
+
+
+def test_every_provider_with_rotation_is_driven_here_and_the_playbook_refuses_the_others(sandbox, tmp_path):
+    rotating = rotating_providers()
+    assert set(rotating) >= {"smtp2go", "mailbox"}
+    assert sorted(DRIVERS) == rotating, "add a rotation test for %s" % sorted(set(rotating) - set(DRIVERS))
+    others = sorted(set(_relay.registered_profiles()) - set(rotating))
+    if others:
+        setup = Smtp2goSetup(sandbox, tmp_path, projects=1)
+        setup.set_vars(mail_provider=others[0])
+        marker = setup.last_seq()
+        proc, _log = run_playbook_file(ROTATE, ["-i", str(setup.inventory), "-e", "@" + str(setup.vars_file)])
+        assert proc.returncode != 0
+        assert "one of %s (the providers with rotation)" % ", ".join(rotating) in proc.stdout
+        assert writes(sandbox, marker) == []
