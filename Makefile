@@ -21,7 +21,7 @@ COLLECTION_LINK := $(COLLECTIONS_ROOT)/ansible_collections/karto/supabase_mail
 COLLECTION_FQCN := karto.supabase_mail
 
 PYTEST_ARGS ?=
-INTEGRATION_WORKERS ?= 2
+INTEGRATION_WORKERS ?= 3
 SANITY_ARGS ?=
 # e.g. BENCH_ARGS="--size tiny" (the size tests/integration/test_benchmarks.py runs)
 BENCH_ARGS ?=

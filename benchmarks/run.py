@@ -1,6 +1,6 @@
 """`make bench`: what the collection costs, measured against the sandbox.
 
-    .venv/bin/python -m benchmarks.run [--size tiny|full] [--output FILE]
+    .venv/bin/python -m benchmarks.run [--size tiny|full] [--parts abcde] [--output FILE]
 
 (a) per-task cost of each module's read-only no-op call, divided by `ansible.builtin.ping` in the
     same playbook (interleaved rounds, medians; timed by benchmarks/callback_plugins/bench_timer.py);
@@ -315,7 +315,7 @@ def import_profile(module, repeats):
 
 def basic_import_seconds(repeats):
     code = "import time; t = time.perf_counter(); import ansible.module_utils.basic; print(time.perf_counter() - t)"
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True) for _ in range(repeats)]
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True) for _repeat in range(repeats)]
     return statistics.median(float(proc.stdout) for proc in runs)
 
 
@@ -336,7 +336,7 @@ def machine():
 
 
 def table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _column in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -347,86 +347,98 @@ def main(argv=None):
     parser.add_argument("--output", help="file for the table (default: benchmarks/results/latest.md for full, "
                                          "tests/output/bench-tiny.md for tiny)")
     parser.add_argument("--json", help="also write the measured values as JSON here")
+    parser.add_argument("--parts", default="abcde",
+                        help="which parts to measure, e.g. ae for the per-task cost and imports only (default abcde)")
     options = parser.parse_args(argv)
+    parts = set(options.parts)
+    if not parts or parts - set("abcde"):
+        parser.error("--parts takes letters of abcde, e.g. --parts ae")
     size = SIZES[options.size]
-    output = Path(options.output or (BENCH_DIR / "results" / "latest.md" if options.size == "full"
-                                     else Path(REPO_ROOT) / "tests" / "output" / "bench-tiny.md"))
+    # A partial run (--parts) does not overwrite the full table.
+    suffix = "" if parts == set("abcde") else "-" + "".join(sorted(parts))
+    output = Path(options.output or (BENCH_DIR / "results" / ("latest%s.md" % suffix) if options.size == "full"
+                                     else Path(REPO_ROOT) / "tests" / "output" / ("bench-tiny%s.md" % suffix)))
     started = time.monotonic()
     report = ["# `make bench` (size %s)" % options.size, "", "Machine: " + machine(), ""]
     values = {}
     with tempfile.TemporaryDirectory(prefix="karto-bench-") as tmp:
         (Path(tmp) / "sandbox").mkdir()
         with running_sandbox(Path(tmp) / "sandbox") as sandbox:
-            ping, cost_rows, cost_writes = measure_task_cost(sandbox, tmp, size["rounds"], size.get("modules"))
-            values["task_cost"] = {"ping": ping, "modules": {m: r for m, _s, r in cost_rows}, "writes": len(cost_writes)}
-            report += ["## (a) Per-task cost of a read-only no-op call, against `ansible.builtin.ping`", "",
-                       "Median of %d interleaved rounds, from the task's start on the host to its result "
-                       "(benchmarks/callback_plugins/bench_timer.py). ping: %.3f s. Writes in the timed rounds: %s."
-                       % (size["rounds"], ping, ", ".join(cost_writes) or "0"), "",
-                       table(["module", "seconds", "ratio to ping", "<= 1.25"],
-                             [(m, "%.3f" % s, "%.2f" % r, "yes" if r <= 1.25 else "**no**")
-                              for m, s, r in sorted(cost_rows, key=lambda row: -row[2])]), ""]
-            runs = [measure_setup_mail(sandbox, tmp, projects) for projects in size["projects"]]
-            largest = runs[-1]
-            objects, writes, relay_probes = per_object(largest)
-            reads_per_object = max(objects.values()) if objects else 0
-            values["noop"] = {"projects": largest["projects"], "objects": len(objects), "reads": sum(objects.values()),
-                              "max_reads_per_object": reads_per_object, "writes": len(writes),
-                              "mails": largest["noop_mails"], "changed": largest["noop_changed"],
-                              "relay_probes": relay_probes}
-            kind_of = {key: key if key.startswith("dns") else re.sub(
-                r"/projects/[a-z]{20}/", "/projects/{ref}/", key.rsplit(" ", 1)[0]) for key in objects}
-            by_kind = collections.Counter(kind_of.values())
-            report += ["## (b) Requests of a no-op `setup-mail.yml`, %d projects" % largest["projects"], "",
-                       "%d objects read, %d reads (at most %d per object), %d writes, %d mails, %d changed tasks; "
-                       "%d relay logins (the preflight's SMTP probe, one per project)."
-                       % (len(objects), sum(objects.values()), reads_per_object, len(writes), largest["noop_mails"],
-                          len(largest["noop_changed"]), relay_probes), "",
-                       table(["request", "objects", "reads"],
-                             [(kind, count, sum(reads for key, reads in objects.items() if kind_of[key] == kind))
-                              for kind, count in sorted(by_kind.items())]), ""]
-            base = runs[0]
-            values["setup_mail"] = [{k: run[k] for k in ("projects", "first", "noop", "first_mails", "noop_mails")}
-                                    for run in runs]
-            report += ["## (c) Wall time of `setup-mail.yml`, forks %d" % FORKS, "",
-                       table(["projects", "first run s", "no-op s", "first / %d-project first" % base["projects"],
-                              "no-op / %d-project no-op" % base["projects"], "no-op per project s"],
-                             [(run["projects"], "%.1f" % run["first"], "%.1f" % run["noop"],
-                               "%.2f" % (run["first"] / base["first"]), "%.2f" % (run["noop"] / base["noop"]),
-                               "%.2f" % (run["noop"] / run["projects"])) for run in runs]), ""]
-            by_size = {run["projects"]: run for run in runs}
-            if 10 in by_size and 50 in by_size:
-                ratio = by_size[50]["noop"] / by_size[10]["noop"]
-                values["noop_50_over_10"] = ratio
-                report += ["50-project no-op / 10-project no-op: **%.2f** (must be <= 5.5)." % ratio, ""]
-            slowest = collections.defaultdict(float)
-            for record in largest["noop_records"]:
-                slowest[record["task"]] += record["end"] - record["start"]
-            report += ["Costliest tasks of the largest no-op (seconds summed over hosts): " + "; ".join(
-                "%s %.1f" % (name, sec) for name, sec in sorted(slowest.items(), key=lambda item: -item[1])[:6]) + ".", ""]
-            check = measure_smtp_check(sandbox, tmp, timeout=size["probe_timeout"])
-            values["smtp_check"] = check
-            report += ["## (d) `smtp_check` over 4 ports, one black-holed", "",
-                       "timeout %d s: the module's own elapsed %.2f s, the task %.2f s (%.2f x timeout); ports: %s."
-                       % (check["timeout"], check["elapsed"], check["task"], check["task"] / check["timeout"],
-                          ", ".join("%s %s" % item for item in sorted(check["ports"].items()))), ""]
-    modules = sorted(p.stem for p in (Path(REPO_ROOT) / "plugins" / "modules").glob("*.py"))
-    if options.size == "tiny":
-        modules = ["smtp2go_user", "sender_domain_check"]
-    basic = basic_import_seconds(size["import_repeats"])
-    imports = []
-    for module in modules:
-        seconds, heavy = import_profile("ansible_collections.karto.supabase_mail.plugins.modules." + module,
-                                        size["import_repeats"])
-        imports.append((module, seconds, heavy))
-    values["imports"] = {"basic": basic, "modules": {m: s for m, s, _h in imports}}
-    report += ["## (e) Module import time on top of `ansible.module_utils.basic`", "",
-               "`ansible.module_utils.basic` alone: %.3f s (median of %d, fresh interpreter). "
-               "Added imports per package from `python -X importtime` (mean; importtime's own overhead inflates them)." % (basic, size["import_repeats"]), "",
-               table(["module", "import after basic s", "/ basic", "costliest added imports"],
-                     [(m, "%.3f" % s, "%.2f" % (s / basic), ", ".join("%s %.3f" % item for item in heavy) or "-")
-                      for m, s, heavy in sorted(imports, key=lambda row: -row[1])]), "",
-               "Total bench time: %.0f s." % (time.monotonic() - started)]
+            if "a" in parts:
+                ping, cost_rows, cost_writes = measure_task_cost(sandbox, tmp, size["rounds"], size.get("modules"))
+                values["task_cost"] = {"ping": ping, "modules": {m: r for m, _s, r in cost_rows}, "writes": len(cost_writes)}
+                report += ["## (a) Per-task cost of a read-only no-op call, against `ansible.builtin.ping`", "",
+                           "Median of %d interleaved rounds, from the task's start on the host to its result "
+                           "(benchmarks/callback_plugins/bench_timer.py). ping: %.3f s. Writes in the timed rounds: %s."
+                           % (size["rounds"], ping, ", ".join(cost_writes) or "0"), "",
+                           table(["module", "seconds", "ratio to ping", "<= 1.25"],
+                                 [(m, "%.3f" % s, "%.2f" % r, "yes" if r <= 1.25 else "**no**")
+                                  for m, s, r in sorted(cost_rows, key=lambda row: -row[2])]), ""]
+            if parts & set("bc"):
+                runs = [measure_setup_mail(sandbox, tmp, projects) for projects in size["projects"]]
+                largest = runs[-1]
+                objects, writes, relay_probes = per_object(largest)
+                reads_per_object = max(objects.values()) if objects else 0
+                values["noop"] = {"projects": largest["projects"], "objects": len(objects), "reads": sum(objects.values()),
+                                  "max_reads_per_object": reads_per_object, "writes": len(writes),
+                                  "mails": largest["noop_mails"], "changed": largest["noop_changed"],
+                                  "relay_probes": relay_probes}
+                kind_of = {key: key if key.startswith("dns") else re.sub(
+                    r"/projects/[a-z]{20}/", "/projects/{ref}/", key.rsplit(" ", 1)[0]) for key in objects}
+                by_kind = collections.Counter(kind_of.values())
+                report += ["## (b) Requests of a no-op `setup-mail.yml`, %d projects" % largest["projects"], "",
+                           "%d objects read, %d reads (at most %d per object), %d writes, %d mails, %d changed tasks; "
+                           "%d relay logins (the preflight's SMTP probe, one per project)."
+                           % (len(objects), sum(objects.values()), reads_per_object, len(writes), largest["noop_mails"],
+                              len(largest["noop_changed"]), relay_probes), "",
+                           table(["request", "objects", "reads"],
+                                 [(kind, count, sum(reads for key, reads in objects.items() if kind_of[key] == kind))
+                                  for kind, count in sorted(by_kind.items())]), ""]
+                base = runs[0]
+                values["setup_mail"] = [{k: run[k] for k in ("projects", "first", "noop", "first_mails", "noop_mails")}
+                                        for run in runs]
+                report += ["## (c) Wall time of `setup-mail.yml`, forks %d" % FORKS, "",
+                           table(["projects", "first run s", "no-op s", "first / %d-project first" % base["projects"],
+                                  "no-op / %d-project no-op" % base["projects"], "no-op per project s"],
+                                 [(run["projects"], "%.1f" % run["first"], "%.1f" % run["noop"],
+                                   "%.2f" % (run["first"] / base["first"]), "%.2f" % (run["noop"] / base["noop"]),
+                                   "%.2f" % (run["noop"] / run["projects"])) for run in runs]), ""]
+                by_size = {run["projects"]: run for run in runs}
+                if 10 in by_size and 50 in by_size:
+                    ratio = by_size[50]["noop"] / by_size[10]["noop"]
+                    values["noop_50_over_10"] = ratio
+                    report += ["50-project no-op / 10-project no-op: **%.2f** (must be <= 5.5)." % ratio, ""]
+                slowest = collections.defaultdict(float)
+                for record in largest["noop_records"]:
+                    slowest[record["task"]] += record["end"] - record["start"]
+                report += ["Costliest tasks of the largest no-op (seconds summed over hosts): " + "; ".join(
+                    "%s %.1f" % (name, sec) for name, sec in sorted(slowest.items(), key=lambda item: -item[1])[:6]) + ".", ""]
+            if "d" in parts:
+                check = measure_smtp_check(sandbox, tmp, timeout=size["probe_timeout"])
+                values["smtp_check"] = check
+                report += ["## (d) `smtp_check` over 4 ports, one black-holed", "",
+                           "timeout %d s: the module's own elapsed %.2f s, the task %.2f s (%.2f x timeout); ports: %s."
+                           % (check["timeout"], check["elapsed"], check["task"], check["task"] / check["timeout"],
+                              ", ".join("%s %s" % item for item in sorted(check["ports"].items()))), ""]
+    if "e" in parts:
+        modules = sorted(p.stem for p in (Path(REPO_ROOT) / "plugins" / "modules").glob("*.py"))
+        if options.size == "tiny":
+            modules = ["smtp2go_user", "sender_domain_check"]
+        basic = basic_import_seconds(size["import_repeats"])
+        imports = []
+        for module in modules:
+            seconds, heavy = import_profile("ansible_collections.karto.supabase_mail.plugins.modules." + module,
+                                            size["import_repeats"])
+            imports.append((module, seconds, heavy))
+        values["imports"] = {"basic": basic, "modules": {m: s for m, s, _h in imports}}
+        report += ["## (e) Module import time on top of `ansible.module_utils.basic`", "",
+                   "`ansible.module_utils.basic` alone: %.3f s (median of %d, fresh interpreter). "
+                   "Added imports per package from `python -X importtime` (mean; importtime's own overhead inflates them)."
+                   % (basic, size["import_repeats"]), "",
+                   table(["module", "import after basic s", "/ basic", "costliest added imports"],
+                         [(m, "%.3f" % s, "%.2f" % (s / basic), ", ".join("%s %.3f" % item for item in heavy) or "-")
+                          for m, s, heavy in sorted(imports, key=lambda row: -row[1])]), ""]
+    report += ["Total bench time: %.0f s." % (time.monotonic() - started)]
     text = "\n".join(report) + "\n"
     print(text)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -105,7 +105,7 @@ class Response:
     def text(self):
         charset = "utf-8"
         for part in (self.headers.get("Content-Type") or "").split(";")[1:]:
-            name, _, value = part.strip().partition("=")
+            name, _equals, value = part.strip().partition("=")
             if name.lower() == "charset" and value:
                 charset = value.strip('"')
         try:
@@ -301,7 +301,7 @@ class Session:
 def _is_dropped(sock):
     """A kept-alive socket the server closed (readable with no request outstanding) is not reused."""
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        readable = select.select([sock], [], [], 0)[0]
     except (OSError, ValueError):
         return True
     return bool(readable)

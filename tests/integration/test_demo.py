@@ -13,7 +13,7 @@ def test_the_demo_runs_twice_and_the_second_run_changes_nothing(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "scripts.demo"], cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True, timeout=600, stdin=subprocess.DEVNULL, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "Provider API calls this run: 16 reads, 5 writes" in proc.stdout
+    assert "Provider API calls this run: 12 reads, 5 writes" in proc.stdout
     assert "Second run: changed=0 on every project, 0 provider writes." in proc.stdout
     assert 'From: "KARTO" <karto.help@ro.ru>' in proc.stdout
     assert sorted(path.name for path in (tmp_path / "demo" / "secrets").iterdir()) == [

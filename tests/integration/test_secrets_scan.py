@@ -167,11 +167,11 @@ TABLE = ScanTable()
 def special(prefix, length=12):
     """A password with what JSON and URLs escape (quote, backslash, +, /, non-ASCII), then random."""
     alphabet = string.ascii_letters + string.digits
-    return prefix + '"\\+/é%' + "".join(secrets.choice(alphabet) for _ in range(length))
+    return prefix + '"\\+/é%' + "".join(secrets.choice(alphabet) for _char in range(length))
 
 
 def alnum(length):
-    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _char in range(length))
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +254,7 @@ def module_tasks(sandbox, acc, tag):
             "connect_to": relay}
     return {
         "smtp2go_user": ("smtp2go_user", dict(smtp2go, username=user, password="{{ smtp_password }}",
-                                               update_password="always")),
+                                              update_password="always")),
         "smtp2go_user_generated": ("smtp2go_user", dict(smtp2go, username=user + "-gen")),
         # The From address the relay checks (verified at once) in the succeed play; a fresh one later.
         "smtp2go_sender": ("smtp2go_sender", dict(smtp2go, email_address=SENDER if tag == "ok" else "%s@karto.test" % user)),
@@ -448,11 +448,10 @@ def test_modules(sandbox, accounts, module_runs, table, mode, play):
     assert "401" in failed["supabase_smtp_bad_token"] and "401" in failed["smtp2go_user_bad_key"], failed
     echoed = [entry for entry in sandbox.journal() if entry["seq"] > module_runs["first_seq"] and entry["fault"]]
     assert {entry["service"] for entry in echoed} >= {"supabase_api", "supabase_auth", "smtp2go_api", "sendgrid_api",
-                                                     "resend_api", "mailgun_api"}, echoed
+                                                      "resend_api", "mailgun_api"}, echoed
 
 
 # --- the playbooks -------------------------------------------------------------------------------
-
 
 
 class Playbooks:

@@ -16,7 +16,6 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _transport
-from ansible_collections.karto.supabase_mail.plugins.module_utils import _http
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiClient, ApiError
 from ansible_collections.karto.supabase_mail.plugins.module_utils._secrets import Redactor
 from ansible_collections.karto.supabase_mail.plugins.module_utils._supabase import SupabaseManagementClient

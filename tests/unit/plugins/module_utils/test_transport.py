@@ -209,7 +209,7 @@ def test_https_is_tunnelled_through_the_proxy(tls_server, no_proxy, monkeypatch)
     connects = []
 
     def tunnel(listener):
-        client, _ = listener.accept()
+        client = listener.accept()[0]
         request = b""
         while b"\r\n\r\n" not in request:
             request += client.recv(4096)

@@ -8,7 +8,6 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _transport
-from ansible_collections.karto.supabase_mail.plugins.module_utils import _http
 from ansible_collections.karto.supabase_mail.plugins.module_utils._supabase import PASSWORD_SYMBOLS
 from ansible_collections.karto.supabase_mail.plugins.modules import supabase_email_test
 from ansible_collections.karto.supabase_mail.plugins.modules.supabase_email_test import (
