@@ -3,7 +3,12 @@ template set, configured by one run with forks 10; the second run changes and wr
 
 import re
 
+import pytest
+
 from benchmarks.many_projects import ManyProjects, recap
+
+# `make integration-heavy` (see tests/conftest.py): too long for `make test` within CI's time.
+pytestmark = pytest.mark.heavy
 
 
 # CI time: the DMARC preflight, relay probe and proof mail are proven by the setup-mail tests and

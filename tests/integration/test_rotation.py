@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 
+import pytest
 import requests
 import yaml
 
@@ -19,6 +20,9 @@ from tests.integration.test_setup_mail_playbook import Setup as Smtp2goSetup
 
 make_importable()
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _relay  # noqa: E402 pylint: disable=wrong-import-position
+
+# `make integration-heavy` (see tests/conftest.py): too long for `make test` within CI's time.
+pytestmark = pytest.mark.heavy
 
 ROTATE = "playbooks/rotate-mail-credentials.yml"
 SMTP2GO_WRITES = ("/add", "/edit", "/remove")

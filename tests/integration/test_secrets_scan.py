@@ -29,6 +29,9 @@ from tests.integration.playbook import run_playbook_file
 make_importable()
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _relay  # noqa: E402 pylint: disable=wrong-import-position
 
+# `make integration-heavy` (see tests/conftest.py): too long for `make test` within CI's time.
+pytestmark = pytest.mark.heavy
+
 # --- the scan: a secret's disguises, and where they are looked for --------------------------------
 
 # A key's public type tag (sbp_, api-, re_, SG., sb_secret_, key-): the same for every key of its

@@ -31,6 +31,9 @@ from tests.integration.setup_mail import SetupMail
 make_importable()
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _relay  # noqa: E402 pylint: disable=wrong-import-position
 
+# `make integration-heavy` (see tests/conftest.py): too long for `make test` within CI's time.
+pytestmark = pytest.mark.heavy
+
 SETUP_PLAYBOOK = "playbooks/setup-mail.yml"
 TEARDOWN_PLAYBOOK = "playbooks/teardown-mail.yml"
 REMOVE_ALL = {"mail_teardown_relay": True, "mail_teardown_sender": True}
