@@ -5,6 +5,7 @@ result, dumps them to a JSON file at the end, and returns the process output, th
 results and the Ansible log file, so tests can assert on results and grep outputs for secrets.
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -55,6 +56,7 @@ def ansible_env(extra=None, log_path=None):
     return env
 
 
+@functools.lru_cache(maxsize=None)
 def seeded_secrets():
     """The secrets every sandbox is seeded with (demo tokens, keys, the demo mailbox's password,
     the seeded projects' service-role and secret keys): no run of any test may print one."""
@@ -64,7 +66,7 @@ def seeded_secrets():
     for ref in (seed.DEMO_PROJECT_REF, seed.DEMO_STAGING_PROJECT_REF):
         found += [key["api_key"] for key in supabase_api.project_api_keys(ref)
                   if key["name"] == "service_role" or key["type"] == "secret"]
-    return found
+    return tuple(found)
 
 
 def assert_no_seeded_secret(playbook, *texts):
