@@ -33,7 +33,7 @@ import yaml
 from scripts.demo import sandbox_probe_vars
 from tests.collection_path import REPO_ROOT, collections_dir
 from tests.integration.playbook import run_playbook_file
-from tests.sandbox.__main__ import SERVICES
+from tests.integration.test_module_examples import emulator_settings
 from tests.sandbox.fixture import running_sandbox
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -104,13 +104,7 @@ def module_calls(sandbox, workdir):
         "smtp_check": {"host": "mail.smtp2go.com", "ports": [465], "username": relay_user, "password": relay_password,
                        "sender": SENDER, "ca_path": probe["mail_probe_ca_path"], "connect_to": probe["mail_probe_connect_to"]},
     }
-    env, extra_vars = {}, {}
-    for service in SERVICES:
-        settings = getattr(sys.modules[service.__module__], "module_examples_settings", None)
-        if settings:
-            published = settings(sandbox)
-            env.update(published.get("env", {}))
-            extra_vars.update(published.get("vars", {}))
+    env, extra_vars = emulator_settings(sandbox)
     env["SUPABASE_API_URL"] = sandbox.url("supabase_api")
     return calls, env, extra_vars
 
