@@ -8,6 +8,7 @@ user created, no verification mail sent, Supabase untouched).
 import pytest
 import yaml
 
+from tests.integration.playbook import run_playbook_file
 from tests.integration.test_setup_mail_playbook import Setup
 
 CASES = [
@@ -49,3 +50,31 @@ def test_bad_variable_fails_in_the_first_tasks_without_any_request(sandbox, tmp_
     assert not [e for e in sandbox.journal(service="smtp2go_api") if setup.refs[0][:8] in str(e.get("json"))]
     assert not [e for e in sandbox.journal(service="supabase_api") if setup.refs[0] in e["path"]]
     assert setup.smtp_users() == []
+
+
+# rotate-mail-credentials.yml and teardown-mail.yml run the same checks first (playbooks/tasks/check-inputs.yml):
+# the rotation's provider role and the teardown's reset write right after them.
+OTHER_PLAYBOOKS = ["playbooks/rotate-mail-credentials.yml", "playbooks/teardown-mail.yml"]
+OTHER_CASES = [
+    ({"mail_max_frequency": -1}, "mail_max_frequency"),
+    ({"smtp2go_api_key": "KEY\n"}, "smtp2go_api_key"),
+    ({"mail_sender_email": "karto.help@ro.ru\n"}, "mail_sender_email"),
+]
+
+
+@pytest.mark.parametrize("playbook", OTHER_PLAYBOOKS, ids=["rotate", "teardown"])
+@pytest.mark.parametrize("override, name", OTHER_CASES, ids=[name for _o, name in OTHER_CASES])
+def test_rotation_and_teardown_check_every_variable_before_any_request(sandbox, tmp_path, playbook, override, name):
+    setup = Setup(sandbox, tmp_path, projects=1)
+    values = yaml.safe_load(setup.vars_file.read_text())
+    values["mail_teardown_relay"] = True
+    for key, value in override.items():
+        values[key] = value.replace("KEY", setup.api_key) if isinstance(value, str) else value
+    setup.vars_file.write_text(yaml.safe_dump(values, allow_unicode=True))
+    marker = setup.last_seq()
+    proc, log = run_playbook_file(playbook, ["-i", str(setup.inventory), "-e", "@" + str(setup.vars_file)])
+    assert proc.returncode != 0
+    assert "fix these inputs (nothing was changed yet)" in proc.stdout and name in proc.stdout, proc.stdout[-2000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert setup.token not in proc.stdout + proc.stderr + log and setup.api_key not in proc.stdout + proc.stderr + log
+    assert [e for e in sandbox.journal() if e["seq"] > marker] == []

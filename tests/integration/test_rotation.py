@@ -2,82 +2,25 @@
 sending mail and the credential in use unrevoked, a rerun finishes, check mode writes nothing, and
 setup-mail.yml then recognises the new credential (changed=0, zero writes).
 
-The providers come from the registry: every registered provider whose role has the rotation entry
-points (`rotate_issue`, `rotate_revoke` in its meta/argument_specs.yml) must have a driver here."""
+SMTP2GO and the mailbox are driven here, every other provider with rotation in its own
+`test_rotation_<provider>.py` (shared helpers in `rotation.py`); the last test checks that every
+registered provider whose role has the rotation entry points (`rotate_issue`, `rotate_revoke` in its
+meta/argument_specs.yml) has one."""
 
 import json
 import os
 import secrets
 
 import pytest
-import requests
-import yaml
 
-from tests.collection_path import REPO_ROOT, make_importable
 from tests.integration.playbook import run_playbook_file
+from tests.integration.rotation import (ROTATE, _relay, files_of, recap_changed_zero, rotate, rotating_providers,
+                                        setup_mail, supabase_sends, writes)
 from tests.integration.test_mailbox_setup_mail import setup_for as mailbox_setup_for
 from tests.integration.test_setup_mail_playbook import Setup as Smtp2goSetup
 
-make_importable()
-from ansible_collections.karto.supabase_mail.plugins.module_utils import _relay  # noqa: E402 pylint: disable=wrong-import-position
-
 # `make integration-heavy` (see tests/conftest.py): too long for `make test` within CI's time.
 pytestmark = pytest.mark.heavy
-
-ROTATE = "playbooks/rotate-mail-credentials.yml"
-SMTP2GO_WRITES = ("/add", "/edit", "/remove")
-
-
-def rotating_providers():
-    found = []
-    for name in sorted(_relay.registered_profiles()):
-        spec = yaml.safe_load(open(os.path.join(REPO_ROOT, "roles", name, "meta", "argument_specs.yml")))
-        if {"rotate_issue", "rotate_revoke"} <= set(spec["argument_specs"]):
-            found.append(name)
-    return found
-
-
-def rotate(setup, *args):
-    proc, log = run_playbook_file(ROTATE, ["-i", str(setup.inventory), "-e", "@" + str(setup.vars_file), *args])
-    setup.outputs += [proc.stdout, proc.stderr, log]
-    return proc
-
-
-def setup_mail(setup, *args):
-    proc, log = setup.run(*args)
-    setup.outputs += [proc.stdout, proc.stderr, log]
-    return proc
-
-
-def writes(sandbox, since):
-    """Every request since `since` that changes something: provider writes, Supabase PATCHes, Auth mails."""
-    found = []
-    for entry in sandbox.journal():
-        if entry["seq"] <= since:
-            continue
-        if (entry["service"] == "smtp2go_api" and entry["path"].endswith(SMTP2GO_WRITES)
-                or entry["service"] == "supabase_api" and entry["method"] != "GET"
-                or entry["service"] == "supabase_auth" and entry["method"] == "POST"):
-            found.append(entry)
-    return found
-
-
-def recap_changed_zero(proc):
-    recap = [line for line in proc.stdout.splitlines() if "changed=" in line]
-    return bool(recap) and all("changed=0" in line for line in recap)
-
-
-def files_of(folder):
-    return {str(path): path.read_bytes() for path in folder.rglob("*") if path.is_file()} if folder.exists() else {}
-
-
-def supabase_sends(sandbox, ref, tag):
-    """A mail Supabase Auth is asked for now (a magic link to a new address) reaches the inbox."""
-    to = "rotation-%s-%s@karto.test" % (tag, secrets.token_hex(3))
-    anon = sandbox.project_api_keys(ref)["anon"]
-    answer = requests.post(sandbox.auth_url() + "/otp", headers={"apikey": anon}, json={"email": to}, timeout=30)
-    assert answer.status_code == 200, answer.text
-    assert len(sandbox.wait_for_mail(to, count=1, timeout=15)) == 1
 
 
 # --- SMTP2GO: a second SMTP user carries the new password ------------------------------------------
@@ -236,16 +179,19 @@ def test_mailbox_rotation_applies_the_new_mailbox_password_and_setup_mail_then_c
         assert all(secret not in output for output in setup.outputs)
 
 
-DRIVERS = {
-    "smtp2go": test_smtp2go_rotation_survives_a_fault_at_every_step_and_setup_mail_then_changes_nothing,
-    "mailbox": test_mailbox_rotation_applies_the_new_mailbox_password_and_setup_mail_then_changes_nothing,
-}
+def drivers():
+    """The providers with a rotation test: the two here and one per test_rotation_<provider>.py."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    own = [name[len("test_rotation_"):-3] for name in os.listdir(here)
+           if name.startswith("test_rotation_") and name.endswith(".py")]
+    return sorted(["smtp2go", "mailbox"] + own)
 
 
 def test_every_provider_with_rotation_is_driven_here_and_the_playbook_refuses_the_others(sandbox, tmp_path):
     rotating = rotating_providers()
     assert set(rotating) >= {"smtp2go", "mailbox"}
-    assert sorted(DRIVERS) == rotating, "add a rotation test for %s" % sorted(set(rotating) - set(DRIVERS))
+    assert drivers() == rotating, "add tests/integration/test_rotation_<provider>.py for %s" % sorted(
+        set(rotating) - set(drivers()))
     others = sorted(set(_relay.registered_profiles()) - set(rotating))
     if others:
         setup = Smtp2goSetup(sandbox, tmp_path, projects=1)
