@@ -5,6 +5,7 @@ The per-provider rotation tests (`test_rotation.py` for SMTP2GO and the mailbox,
 `test_rotation_<provider>.py` for the others) import from here; a provider whose role has the
 rotation entry points needs one of them (`test_rotation.py` checks)."""
 
+import json
 import os
 import secrets
 
@@ -45,10 +46,11 @@ def setup_mail(setup, *args):
 
 
 def writes(sandbox, since):
-    """Every request since `since` that changes something: provider writes, Supabase PATCHes, Auth mails."""
+    """Every request since `since` that changes something: provider writes, Supabase PATCHes, Auth mails.
+    A write answered 429 changed nothing (the client retries it; Resend's emulator allows 5 a second)."""
     found = []
     for entry in sandbox.journal():
-        if entry["seq"] <= since:
+        if entry["seq"] <= since or entry.get("status") == 429:
             continue
         if (entry["service"] == "smtp2go_api" and entry["path"].endswith(SMTP2GO_WRITES)
                 or entry["service"] in ("sendgrid_api", "resend_api", "mailgun_api") and entry["method"] in WRITE_METHODS
@@ -74,3 +76,57 @@ def supabase_sends(sandbox, ref, tag):
     answer = requests.post(sandbox.auth_url() + "/otp", headers={"apikey": anon}, json={"email": to}, timeout=30)
     assert answer.status_code == 200, answer.text
     assert len(sandbox.wait_for_mail(to, count=1, timeout=15)) == 1
+
+
+class RotationDriver:
+    """One project's rotation as a test drives it. A provider's driver sets `provider`, `old` and `new`
+    (the pair's names) and says how it checks that Supabase sends with a live credential
+    (`assert_supabase_sends_unrevoked`)."""
+
+    provider = None
+
+    def __init__(self, sandbox, setup, old, new):
+        self.sandbox, self.setup = sandbox, setup
+        self.setup.outputs = []
+        self.ref = setup.refs[0]
+        self.old, self.new = old, new
+
+    def record(self):
+        """The rotation record, named after the first name of the pair (None when there is none)."""
+        path = self.setup.secrets_dir / ("%s-%s.rotation" % (self.provider, self.old))
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def in_use(self):
+        config = self.sandbox.supabase_auth_config(self.ref)
+        return config["smtp_user"], config["smtp_pass"]
+
+    def assert_supabase_sends_unrevoked(self, tag):
+        raise NotImplementedError
+
+    def faulted_run(self, tag, *faults, args=()):
+        """A rotation with `faults` queued: it fails, hits every fault, and Supabase still sends."""
+        for fault in faults:
+            self.sandbox.inject_fault(**fault)
+        proc = rotate(self.setup, *args)
+        assert proc.returncode != 0, proc.stdout[-3000:]
+        assert self.sandbox.faults() == [], "a fault was not hit: %s" % self.sandbox.faults()
+        self.assert_supabase_sends_unrevoked(tag)
+        return proc
+
+    def assert_check_mode_writes_nothing(self):
+        """A rotation in check mode: no request that writes, no file in the secrets folder changed."""
+        files, marker = files_of(self.setup.secrets_dir), self.setup.last_seq()
+        check = rotate(self.setup, "--check")
+        assert check.returncode == 0, check.stdout[-3000:]
+        assert writes(self.sandbox, marker) == [] and files_of(self.setup.secrets_dir) == files
+        return check
+
+    def assert_setup_mail_changes_nothing(self):
+        """setup-mail.yml after the rotation: changed=0, no write, no proof mail."""
+        marker, mails = self.setup.last_seq(), len(self.sandbox.inbox(to=self.setup.recipient))
+        after = setup_mail(self.setup)
+        assert after.returncode == 0, after.stdout[-3000:]
+        assert recap_changed_zero(after), after.stdout[-2000:]
+        assert writes(self.sandbox, marker) == []
+        assert len(self.sandbox.inbox(to=self.setup.recipient)) == mails
+        return after
