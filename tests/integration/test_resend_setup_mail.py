@@ -135,6 +135,27 @@ def test_failure_right_after_the_key_was_created_then_rerun_reuses_the_stored_ke
     assert len(sandbox.inbox(to=setup.recipient)) == 1
 
 
+def test_a_recreate_whose_answer_was_lost_stops_the_run_and_keeps_the_key_in_use(sandbox, tmp_path):
+    """resend_recreate_key with the create's answer lost: the module fails with why (the new token is gone);
+    the role must stop on it, not carry on silently with the old key and a new key nobody holds."""
+    setup = Setup(sandbox, tmp_path)
+    ref = setup.refs[0]
+    first, _log = setup.run()
+    assert first.returncode == 0, first.stdout[-4000:]
+    in_use = setup.stored_key(ref)
+    sandbox.inject_fault(service="resend_api", method="POST", path_contains="/api-keys", action="drop_answer")
+    marker = setup.last_seq()
+    lost, _log = setup.run("-e", "resend_recreate_key=true")
+    assert lost.returncode != 0, lost.stdout[-4000:]
+    assert sandbox.faults() == []
+    # The create's result is quiet (no_log): only the role's stop prints the module's reason.
+    assert "the answer carrying its token was lost" in lost.stdout, lost.stdout[-4000:]
+    # The key in use, its stored token and Supabase are as before; nothing was deleted or patched.
+    assert setup.stored_key(ref) == in_use and in_use in [key["token"] for key in setup.our_keys(ref)]
+    assert sandbox.supabase_auth_config(ref)["smtp_pass"] == in_use
+    assert [e for e in setup.writes(marker) if e["method"] in ("DELETE", "PATCH")] == []
+
+
 def test_unverified_domain_stops_before_supabase_then_the_published_records_and_a_recreated_key(sandbox, tmp_path):
     setup = Setup(sandbox, tmp_path, verified=False)
     ref = setup.refs[0]
