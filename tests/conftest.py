@@ -7,5 +7,12 @@ pytest_plugins = ["tests.sandbox.fixture"]
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "heavy: a long end-to-end suite (many setup-mail.yml runs) run by `make integration-heavy`, "
-        "not by `make test`, which must stay well under CI's 30 minutes on two cores")
+        "heavy: a long end-to-end suite (many setup-mail.yml runs); `make test` runs it first, "
+        "`make integration-heavy` runs only these")
+
+
+def pytest_collection_modifyitems(items):
+    # The longest files first: with `--dist loadfile` (make integration) the two workers then end
+    # together instead of one waiting on a long file handed out last. Stable, so every xdist worker
+    # collects the same order.
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)

@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.many_projects import ManyProjects, recap
 
-# `make integration-heavy` (see tests/conftest.py): too long for `make test` within CI's time.
+# Long: `make test` runs it first, `make integration-heavy` alone (tests/conftest.py).
 pytestmark = pytest.mark.heavy
 
 

@@ -18,7 +18,7 @@ from tests.integration.rotation import (ROTATE, RotationDriver, _relay, recap_ch
 from tests.integration.test_mailbox_setup_mail import setup_for as mailbox_setup_for
 from tests.integration.test_setup_mail_playbook import Setup as Smtp2goSetup
 
-# `make integration-heavy` (see tests/conftest.py): too long for `make test` within CI's time.
+# Long: `make test` runs it first, `make integration-heavy` alone (tests/conftest.py).
 pytestmark = pytest.mark.heavy
 
 

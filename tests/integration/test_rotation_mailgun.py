@@ -15,7 +15,7 @@ from tests.integration.playbook import run_playbook_file
 from tests.integration.rotation import RotationDriver, files_of, rotate, setup_mail, supabase_sends, writes
 from tests.integration.test_mailgun_setup_mail import Setup
 
-# `make integration-heavy` (see tests/conftest.py): too long for `make test` within CI's time.
+# Long: `make test` runs it first, `make integration-heavy` alone (tests/conftest.py).
 pytestmark = pytest.mark.heavy
 
 TEARDOWN = "playbooks/teardown-mail.yml"

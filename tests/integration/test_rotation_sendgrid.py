@@ -17,7 +17,7 @@ from tests.integration.rotation import (RotationDriver, files_of, recap_changed_
                                         writes)
 from tests.integration.test_sendgrid_setup_mail import Setup
 
-# `make integration-heavy` (see tests/conftest.py): too long for `make test` within CI's time.
+# Long: `make test` runs it first, `make integration-heavy` alone (tests/conftest.py).
 pytestmark = pytest.mark.heavy
 
 TEARDOWN = "playbooks/teardown-mail.yml"

@@ -29,7 +29,7 @@ from tests.integration.playbook import run_playbook_file
 make_importable()
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _relay  # noqa: E402 pylint: disable=wrong-import-position
 
-# `make integration-heavy` (see tests/conftest.py): too long for `make test` within CI's time.
+# Long: `make test` runs it first, `make integration-heavy` alone (tests/conftest.py).
 pytestmark = pytest.mark.heavy
 
 # --- the scan: a secret's disguises, and where they are looked for --------------------------------

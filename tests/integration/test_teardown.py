@@ -31,7 +31,7 @@ from tests.integration.setup_mail import SetupMail
 make_importable()
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _relay  # noqa: E402 pylint: disable=wrong-import-position
 
-# `make integration-heavy` (see tests/conftest.py): too long for `make test` within CI's time.
+# Long: `make test` runs it first, `make integration-heavy` alone (tests/conftest.py).
 pytestmark = pytest.mark.heavy
 
 SETUP_PLAYBOOK = "playbooks/setup-mail.yml"
