@@ -91,14 +91,16 @@ unit: venv
 	"$(BIN)/python" -m pytest tests/unit $(PYTEST_ARGS)
 
 # --dist loadfile: a file's tests run on one worker, so a module-scoped fixture (the bad-input table,
-# the teardown world) is built once, not once per worker; tests/conftest.py hands out the long files first.
+# the teardown world) is built once, not once per worker. --no-loadscope-reorder keeps the collection's
+# order (tests/conftest.py puts the long files first) instead of xdist's most-tests-first, which handed
+# the one-test rotation files out last and left one worker running them alone.
 integration: venv mail-server
-	"$(BIN)/python" -m pytest -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration tests/sandbox/tests $(PYTEST_ARGS)
+	"$(BIN)/python" -m pytest -n $(INTEGRATION_WORKERS) --dist loadfile --no-loadscope-reorder tests/integration tests/sandbox/tests $(PYTEST_ARGS)
 
 # Only the long end-to-end suites (marker `heavy`: rotation with a fault at each step, teardown of every
 # provider, the 20-project inventory, the secrets scan in every encoding), which `make integration` also runs.
 integration-heavy: venv mail-server
-	"$(BIN)/python" -m pytest -n $(INTEGRATION_WORKERS) --dist loadfile -m heavy tests/integration $(PYTEST_ARGS)
+	"$(BIN)/python" -m pytest -n $(INTEGRATION_WORKERS) --dist loadfile --no-loadscope-reorder -m heavy tests/integration $(PYTEST_ARGS)
 
 sanity: venv
 	bash tests/tools/sanity.sh $(SANITY_ARGS)

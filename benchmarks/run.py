@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.run [--size tiny|full] [--parts abcde] [--output FILE]
 
 (a) per-task cost of each module's read-only no-op call, divided by `ansible.builtin.ping` in the
-    same playbook (interleaved rounds, medians; timed by benchmarks/callback_plugins/bench_timer.py);
+    same playbook (each call paired with the ping just before it, median over interleaved rounds;
+    timed by benchmarks/callback_plugins/bench_timer.py);
 (b) API and DNS requests of a no-op `setup-mail.yml`, per managed object (from the sandbox journal);
 (c) wall time of `setup-mail.yml` for 1, 10 and 50 projects (forks 10), first run and no-op, as ratios;
 (d) `smtp_check` over 4 ports with one black-holed, against its timeout;
@@ -45,7 +46,7 @@ SIZES = {
     # and only the modules of the default (SMTP2GO) path in (a)
     "tiny": {"rounds": 1, "projects": [2], "import_repeats": 1, "probe_timeout": 6,
              "modules": ["supabase_smtp", "smtp2go_user", "smtp2go_sender", "sender_domain_check", "smtp_check"]},
-    "full": {"rounds": 7, "projects": [1, 10, 50], "import_repeats": 5, "probe_timeout": 10},
+    "full": {"rounds": 9, "projects": [1, 10, 50], "import_repeats": 5, "probe_timeout": 10},
 }
 # A journal entry that changes nothing: HTTP reads, SMTP2GO's POST .../view reads, DNS queries.
 READ_METHODS = ("GET", "HEAD")
@@ -110,12 +111,15 @@ def module_calls(sandbox, workdir):
 
 
 def measure_task_cost(sandbox, workdir, rounds, modules=None):
+    """Each module's call right after a ping of its own, in interleaved rounds. A module's ratio is the
+    median over rounds of (its time / the ping just before it): a pair runs within a second, so a slow
+    spell of the machine (a VM neighbour, a cron job) moves both sides of a pair, not one side of a median."""
     calls, env, extra_vars = module_calls(sandbox, workdir)
     calls = {module: args for module, args in calls.items() if modules is None or module in modules}
     tasks = []
     for round_number in range(rounds + 1):  # round 0 creates; its times are not counted
-        tasks.append({"name": "r%d ping" % round_number, "ansible.builtin.ping": {}})
         for module, args in calls.items():
+            tasks.append({"name": "r%d ping-before %s" % (round_number, module), "ansible.builtin.ping": {}})
             tasks.append({"name": "r%d %s" % (round_number, module), "karto.supabase_mail." + module: args,
                           "no_log": True})
     play = [{"name": "Per-task cost", "hosts": "localhost", "connection": "local", "gather_facts": False,
@@ -126,15 +130,22 @@ def measure_task_cost(sandbox, workdir, rounds, modules=None):
     vars_file.write_text(json.dumps(extra_vars))
     since = last_seq(sandbox)
     _wall, records = run_timed(playbook, ["-i", "localhost,", "-e", "@%s" % vars_file], workdir, "task-cost", env)
-    durations = collections.defaultdict(list)
+    durations, pings = collections.defaultdict(list), {}
     for record in records:
         round_number, name = record["task"].split(" ", 1)
-        if round_number != "r0":
-            if record["status"] not in ("ok",):
-                raise SystemExit("per-task cost: %s was %s, not an unchanged read" % (record["task"], record["status"]))
-            durations[name].append(record["end"] - record["start"])
-    ping = statistics.median(durations.pop("ping"))
-    rows = [(module, statistics.median(times), statistics.median(times) / ping) for module, times in durations.items()]
+        if round_number == "r0":
+            continue
+        if record["status"] not in ("ok",):
+            raise SystemExit("per-task cost: %s was %s, not an unchanged read" % (record["task"], record["status"]))
+        seconds = record["end"] - record["start"]
+        if name.startswith("ping-before "):
+            pings[(round_number, name.split(" ", 1)[1])] = seconds
+        else:
+            durations[name].append((seconds, seconds / pings[(round_number, name)]))
+    ping = statistics.median(pings.values())
+    # (module, median seconds, median paired ratio, lowest and highest paired ratio)
+    rows = [(module, statistics.median(s for s, _r in pairs), statistics.median(r for _s, r in pairs),
+             min(r for _s, r in pairs), max(r for _s, r in pairs)) for module, pairs in durations.items()]
     # Requests of the counted rounds: reads only, or the no-op was not one.
     round_one = [r["start"] for r in records if r["task"].startswith("r1 ")]
     later_writes = ["%s %s %s" % (e["service"], e["method"], e["path"]) for e in sandbox.journal()
@@ -360,14 +371,17 @@ def main(argv=None):
         with running_sandbox(Path(tmp) / "sandbox") as sandbox:
             if "a" in parts:
                 ping, cost_rows, cost_writes = measure_task_cost(sandbox, tmp, size["rounds"], size.get("modules"))
-                values["task_cost"] = {"ping": ping, "modules": {m: r for m, _s, r in cost_rows}, "writes": len(cost_writes)}
+                values["task_cost"] = {"ping": ping, "modules": {row[0]: row[2] for row in cost_rows},
+                                       "writes": len(cost_writes)}
                 report += ["## (a) Per-task cost of a read-only no-op call, against `ansible.builtin.ping`", "",
-                           "Median of %d interleaved rounds, from the task's start on the host to its result "
-                           "(benchmarks/callback_plugins/bench_timer.py). ping: %.3f s. Writes in the timed rounds: %s."
-                           % (size["rounds"], ping, ", ".join(cost_writes) or "0"), "",
-                           table(["module", "seconds", "ratio to ping", "<= 1.25"],
-                                 [(m, "%.3f" % s, "%.2f" % r, "yes" if r <= 1.25 else "**no**")
-                                  for m, s, r in sorted(cost_rows, key=lambda row: -row[2])]), ""]
+                           "%d interleaved rounds; in each, every module's call right after a ping of its own. "
+                           "Ratio: the median over rounds of (the call / the ping just before it); the range is the "
+                           "lowest and highest round. Times from the task's start on the host to its result "
+                           "(benchmarks/callback_plugins/bench_timer.py). ping: %.3f s (median). Writes in the timed "
+                           "rounds: %s." % (size["rounds"], ping, ", ".join(cost_writes) or "0"), "",
+                           table(["module", "seconds", "ratio to ping", "range over rounds", "<= 1.25"],
+                                 [(m, "%.3f" % s, "%.2f" % r, "%.2f-%.2f" % (low, high), "yes" if r <= 1.25 else "**no**")
+                                  for m, s, r, low, high in sorted(cost_rows, key=lambda row: -row[2])]), ""]
             if parts & set("bc"):
                 runs = [measure_setup_mail(sandbox, tmp, projects) for projects in size["projects"]]
                 largest = runs[-1]
