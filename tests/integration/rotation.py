@@ -19,6 +19,7 @@ make_importable()
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _relay  # noqa: E402 pylint: disable=wrong-import-position
 
 ROTATE = "playbooks/rotate-mail-credentials.yml"
+TEARDOWN = "playbooks/teardown-mail.yml"
 SMTP2GO_WRITES = ("/add", "/edit", "/remove")
 # The other providers' API writes.
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -33,16 +34,26 @@ def rotating_providers():
     return found
 
 
-def rotate(setup, *args):
-    proc, log = run_playbook_file(ROTATE, ["-i", str(setup.inventory), "-e", "@" + str(setup.vars_file), *args])
+def run_and_keep_outputs(setup, playbook, *args):
+    """A run of `playbook` on the setup's inventory and variables; its outputs join setup.outputs (the secrets check)."""
+    proc, log = run_playbook_file(playbook, ["-i", str(setup.inventory), "-e", "@" + str(setup.vars_file), *args])
     setup.outputs += [proc.stdout, proc.stderr, log]
     return proc
+
+
+def rotate(setup, *args):
+    return run_and_keep_outputs(setup, ROTATE, *args)
 
 
 def setup_mail(setup, *args):
     proc, log = setup.run(*args)
     setup.outputs += [proc.stdout, proc.stderr, log]
     return proc
+
+
+def teardown_relay(setup, *args):
+    """teardown-mail.yml removing the relay pieces (mail_teardown_relay) as well as the Supabase settings."""
+    return run_and_keep_outputs(setup, TEARDOWN, "-e", '{"mail_teardown_relay": true}', *args)
 
 
 def writes(sandbox, since):
@@ -80,10 +91,13 @@ def supabase_sends(sandbox, ref, tag):
 
 class RotationDriver:
     """One project's rotation as a test drives it. A provider's driver sets `provider`, `old` and `new`
-    (the pair's names) and says how it checks that Supabase sends with a live credential
-    (`assert_supabase_sends_unrevoked`)."""
+    (the pair's names), the suffix of its stored secrets, and says what the provider holds
+    (`credentials`: name -> secret) or, when Supabase's login is not the credential's name, how it checks
+    that Supabase sends with a live credential (`assert_supabase_sends_unrevoked`)."""
 
     provider = None
+    # The stored secret's file: <provider>-<name>.<secret_suffix> (the roles' secret_store names).
+    secret_suffix = "password"
 
     def __init__(self, sandbox, setup, old, new):
         self.sandbox, self.setup = sandbox, setup
@@ -91,17 +105,39 @@ class RotationDriver:
         self.ref = setup.refs[0]
         self.old, self.new = old, new
 
+    def set_up(self):
+        """setup-mail.yml's first run; returns the old credential's stored secret."""
+        first = setup_mail(self.setup)
+        assert first.returncode == 0, first.stdout[-3000:]
+        secret = self.stored(self.old)
+        assert secret
+        return secret
+
+    def stored(self, name):
+        """The secret stored for credential `name` (None when there is no file)."""
+        path = self.setup.secrets_dir / ("%s-%s.%s" % (self.provider, name, self.secret_suffix))
+        return path.read_text().strip() if path.exists() else None
+
+    def record_path(self):
+        """The rotation record, named after the first name of the pair."""
+        return self.setup.secrets_dir / ("%s-%s.rotation" % (self.provider, self.old))
+
     def record(self):
-        """The rotation record, named after the first name of the pair (None when there is none)."""
-        path = self.setup.secrets_dir / ("%s-%s.rotation" % (self.provider, self.old))
+        path = self.record_path()
         return json.loads(path.read_text()) if path.exists() else None
 
     def in_use(self):
         config = self.sandbox.supabase_auth_config(self.ref)
         return config["smtp_user"], config["smtp_pass"]
 
-    def assert_supabase_sends_unrevoked(self, tag):
+    def credentials(self):
         raise NotImplementedError
+
+    def assert_supabase_sends_unrevoked(self, tag):
+        """Supabase logs in with a credential the provider has, with the secret it holds, and a mail goes out."""
+        login, secret = self.in_use()
+        assert self.credentials().get(login) == secret
+        supabase_sends(self.sandbox, self.ref, tag)
 
     def faulted_run(self, tag, *faults, args=()):
         """A rotation with `faults` queued: it fails, hits every fault, and Supabase still sends."""
@@ -113,13 +149,36 @@ class RotationDriver:
         self.assert_supabase_sends_unrevoked(tag)
         return proc
 
-    def assert_check_mode_writes_nothing(self):
-        """A rotation in check mode: no request that writes, no file in the secrets folder changed."""
+    def apply_fault(self, in_use_before, args=()):
+        """apply: Supabase's PATCH fails; Supabase keeps the credential in use (`in_use_before`)."""
+        proc = self.faulted_run("apply", dict(service="supabase_api", method="PATCH", path_contains=self.ref,
+                                              action="status", status=500,
+                                              body={"message": "Failed to update project's auth config"}), args=args)
+        assert "Failed to update project's auth config" in proc.stdout
+        assert self.in_use() == in_use_before
+        return proc
+
+    def verify_fault(self, in_use_before, pending):
+        """verify: the proof mail is refused at DATA; Supabase was given the pending secret, then the old one back."""
+        marker = self.setup.last_seq()
+        proc = self.faulted_run("verify", dict(service="smtp_relay", method="SMTP", path_contains="DATA",
+                                               action="status", status=554, body="5.7.1 Injected refusal"))
+        assert 'stopped at "Report why the mail was not sent"' in proc.stdout
+        assert [e["json"].get("smtp_pass") for e in self.setup.supabase_patches(since=marker)] == [pending, in_use_before[1]]
+        assert self.in_use() == in_use_before
+        return proc
+
+    def assert_writes_nothing(self, run, *args):
+        """`run(setup, *args)` succeeds with no request that writes and no file in the secrets folder changed."""
         files, marker = files_of(self.setup.secrets_dir), self.setup.last_seq()
-        check = rotate(self.setup, "--check")
-        assert check.returncode == 0, check.stdout[-3000:]
+        proc = run(self.setup, *args)
+        assert proc.returncode == 0, proc.stdout[-3000:]
         assert writes(self.sandbox, marker) == [] and files_of(self.setup.secrets_dir) == files
-        return check
+        return proc
+
+    def assert_check_mode_writes_nothing(self, *args):
+        """A rotation in check mode: no request that writes, no file in the secrets folder changed."""
+        return self.assert_writes_nothing(rotate, "--check", *args)
 
     def assert_setup_mail_changes_nothing(self):
         """setup-mail.yml after the rotation: changed=0, no write, no proof mail."""

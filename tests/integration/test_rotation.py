@@ -32,32 +32,21 @@ class Smtp2go(RotationDriver):
         old = "karto-%s" % setup.refs[0][:8]
         super().__init__(sandbox, setup, old, old + "-2")
 
-    def users(self):
+    def credentials(self):
+        """username -> password of the account's SMTP users."""
         return {user["username"]: user["email_password"] for user in self.setup.smtp_users()}
-
-    def stored(self, username):
-        path = self.setup.secrets_dir / ("smtp2go-%s.password" % username)
-        return path.read_text().strip() if path.exists() else None
-
-    def assert_supabase_sends_unrevoked(self, tag):
-        """Supabase logs in as a user that exists with the password it holds, and a mail goes out."""
-        user, password = self.in_use()
-        assert self.users().get(user) == password
-        supabase_sends(self.sandbox, self.ref, tag)
 
 
 def test_smtp2go_rotation_survives_a_fault_at_every_step_and_setup_mail_then_changes_nothing(sandbox, tmp_path):
     driver = Smtp2go(sandbox, tmp_path)
     setup = driver.setup
-    first = setup_mail(setup)
-    assert first.returncode == 0, first.stdout[-3000:]
-    old_password = driver.stored(driver.old)
+    old_password = driver.set_up()
     assert driver.in_use() == (driver.old, old_password)
     passwords = [old_password]
 
     # Check mode: nothing written anywhere, not even the new password's file.
     driver.assert_check_mode_writes_nothing()
-    assert list(driver.users()) == [driver.old]
+    assert list(driver.credentials()) == [driver.old]
 
     # issue: SMTP2GO answers the create with a 5xx. The new password was stored before it.
     # At -vvv: this run generates, stores and sends the new password (the secret check at the end).
@@ -65,7 +54,7 @@ def test_smtp2go_rotation_survives_a_fault_at_every_step_and_setup_mail_then_cha
                                              action="status", status=500), args=("-vvv",))
     assert 'stopped at "Create the other SMTP user with the new password"' in issue.stdout
     pending = driver.stored(driver.new)
-    assert pending and pending != old_password and list(driver.users()) == [driver.old]
+    assert pending and pending != old_password and list(driver.credentials()) == [driver.old]
     passwords.append(pending)
 
     # check: the create's answer is lost (recovered by re-reading), then the relay refuses the new login.
@@ -76,37 +65,27 @@ def test_smtp2go_rotation_survives_a_fault_at_every_step_and_setup_mail_then_cha
              body="5.7.8 Authentication failed"))
     assert "Authentication failed" in check_fault.stdout
     # The pending password was reused, not a new one issued, and one user was made of the lost create.
-    assert driver.users() == {driver.old: old_password, driver.new: pending}
+    assert driver.credentials() == {driver.old: old_password, driver.new: pending}
 
     # apply: Supabase's PATCH fails; Supabase keeps the old user.
-    apply = driver.faulted_run("apply", dict(service="supabase_api", method="PATCH", path_contains=driver.ref,
-                                             action="status", status=500,
-                                             body={"message": "Failed to update project's auth config"}))
-    assert "Failed to update project's auth config" in apply.stdout
-    assert driver.in_use() == (driver.old, old_password)
+    driver.apply_fault((driver.old, old_password))
 
     # verify: the proof mail is refused at DATA; Supabase is put back on the old user.
-    marker = setup.last_seq()
-    verify = driver.faulted_run("verify", dict(service="smtp_relay", method="SMTP", path_contains="DATA",
-                                               action="status", status=554, body="5.7.1 Injected refusal"))
-    assert 'stopped at "Report why the mail was not sent"' in verify.stdout
-    patched = [e["json"].get("smtp_user") for e in setup.supabase_patches(since=marker)]
-    assert patched == [driver.new, driver.old]
-    assert driver.in_use() == (driver.old, old_password)
+    driver.verify_fault((driver.old, old_password), pending)
 
     # revoke: removing the old user fails after the new one is proven; Supabase sends with the new one.
     revoke = driver.faulted_run("revoke", dict(service="smtp2go_api", path_contains="/users/smtp/remove",
                                                action="status", status=500))
     assert 'revoking SMTP2GO SMTP user %s stopped at "Remove the old SMTP user"' % driver.old in revoke.stdout
     assert driver.in_use() == (driver.new, pending)
-    assert driver.users() == {driver.old: old_password, driver.new: pending}
+    assert driver.credentials() == {driver.old: old_password, driver.new: pending}
     assert driver.record() == {"username": driver.new, "revoke": driver.old}
 
     # The rerun finishes: the old user and its stored password are gone, nothing else was issued.
     # At -vvv with --diff, so that the secret check below covers the most verbose output.
     finish = rotate(setup, "--diff", "-vvv")
     assert finish.returncode == 0, finish.stdout[-3000:]
-    assert driver.users() == {driver.new: pending}
+    assert driver.credentials() == {driver.new: pending}
     assert driver.stored(driver.old) is None and driver.stored(driver.new) == pending
     assert driver.record() == {"username": driver.new, "revoke": ""}
     adds = [e for e in sandbox.journal(service="smtp2go_api", path_contains="/users/smtp/add")

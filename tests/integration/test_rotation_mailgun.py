@@ -7,18 +7,15 @@ credentials of the pair, their stored passwords and the rotation record.
 
 Shared helpers: `rotation.py`; the SMTP2GO test in `test_rotation.py` is the model."""
 
-import json
 
 import pytest
 
-from tests.integration.playbook import run_playbook_file
-from tests.integration.rotation import RotationDriver, files_of, rotate, setup_mail, supabase_sends, writes
+from tests.integration.rotation import RotationDriver, rotate, setup_mail, teardown_relay
 from tests.integration.test_mailgun_setup_mail import Setup
 
 # Long: `make test` runs it first, `make integration-heavy` alone (tests/conftest.py).
 pytestmark = pytest.mark.heavy
 
-TEARDOWN = "playbooks/teardown-mail.yml"
 # Mailgun's relay refusing a login (the emulator's own text, tests/sandbox/mailgun_api.py).
 AUTH_REFUSED = "5.7.0 Mailgun is not loving your login or password"
 
@@ -39,32 +36,17 @@ class Mailgun(RotationDriver):
         domain = next(d for d in state["domains"] if d["name"] == self.setup.domain)
         return {c["login"]: c["password"] for c in domain["credentials"] if not c["system"]}
 
-    def stored(self, login):
-        path = self.setup.secrets_dir / ("mailgun-%s.password" % login)
-        return path.read_text().strip() if path.exists() else None
-
-    def record_path(self):
-        return self.setup.secrets_dir / ("mailgun-%s.rotation" % self.old)
-
     def creates(self):
         """Every credential create on the domain: (status, fault action, login; None when a fault answered
         before the emulator read the form)."""
         return [(e["status"], e["fault_action"], (e["json"] or {}).get("login")) for e in self.sandbox.journal(
             service="mailgun_api", method="POST", path_contains="/v3/domains/%s/credentials" % self.setup.domain)]
 
-    def assert_supabase_sends_unrevoked(self, tag):
-        """Supabase logs in with a credential Mailgun has, with the password it holds, and a mail goes out."""
-        login, password = self.in_use()
-        assert self.credentials().get(login) == password
-        supabase_sends(self.sandbox, self.ref, tag)
-
 
 def test_mailgun_rotation_survives_a_fault_at_every_step_and_setup_mail_then_changes_nothing(sandbox, tmp_path):
     driver = Mailgun(sandbox, tmp_path)
     setup = driver.setup
-    first = setup_mail(setup)
-    assert first.returncode == 0, first.stdout[-3000:]
-    old_password = driver.stored(driver.old)
+    old_password = driver.set_up()
     assert driver.in_use() == (driver.old, old_password)
     passwords = [old_password]
 
@@ -96,21 +78,10 @@ def test_mailgun_rotation_survives_a_fault_at_every_step_and_setup_mail_then_cha
 
     # apply: Supabase's PATCH fails; Supabase keeps the old credential. At -vvv with --diff: this run reads the
     # pending password back and hands it on, so that the secret check below covers those tasks at their most verbose.
-    apply = driver.faulted_run("apply", dict(service="supabase_api", method="PATCH", path_contains=driver.ref,
-                                             action="status", status=500,
-                                             body={"message": "Failed to update project's auth config"}),
-                               args=("--diff", "-vvv"))
-    assert "Failed to update project's auth config" in apply.stdout
-    assert driver.in_use() == (driver.old, old_password)
+    driver.apply_fault((driver.old, old_password), args=("--diff", "-vvv"))
 
     # verify: the proof mail is refused at DATA; Supabase is put back on the old credential.
-    marker = setup.last_seq()
-    verify = driver.faulted_run("verify", dict(service="smtp_relay", method="SMTP", path_contains="DATA",
-                                               action="status", status=554, body="5.7.1 Injected refusal"))
-    assert 'stopped at "Report why the mail was not sent"' in verify.stdout
-    patched = [e["json"].get("smtp_user") for e in setup.supabase_patches(since=marker)]
-    assert patched == [driver.new, driver.old]
-    assert driver.in_use() == (driver.old, old_password)
+    driver.verify_fault((driver.old, old_password), pending)
 
     # revoke: deleting the old credential fails after the new one is proven; Supabase sends with the new one.
     revoke = driver.faulted_run("revoke", dict(service="mailgun_api", method="DELETE",
@@ -174,21 +145,12 @@ def test_mailgun_rotation_goes_back_to_the_first_credential_and_teardown_removes
     assert driver.credentials() == {driver.old: third_password, driver.new: fourth_password}
     assert driver.record() == {"login": driver.new, "revoke": driver.old}
 
-    def teardown(*args):
-        proc, log = run_playbook_file(TEARDOWN, ["-i", str(setup.inventory), "-e", "@" + str(setup.vars_file),
-                                                 "-e", json.dumps({"mail_teardown_relay": True}), *args])
-        setup.outputs += [proc.stdout, proc.stderr, log]
-        return proc
-
     # Check mode names both credentials and removes nothing.
-    files, marker = files_of(setup.secrets_dir), setup.last_seq()
-    check = teardown("--check", "--diff")
-    assert check.returncode == 0, check.stdout[-3000:]
-    assert writes(sandbox, marker) == [] and files_of(setup.secrets_dir) == files
+    check = driver.assert_writes_nothing(teardown_relay, "--check", "--diff")
     assert driver.old in check.stdout and driver.new in check.stdout
 
     marker = setup.last_seq()
-    removed = teardown()
+    removed = teardown_relay(setup)
     assert removed.returncode == 0, removed.stdout[-3000:]
     assert list(driver.credentials()) == []
     deletes = [e["path"].rsplit("/", 1)[1] for e in sandbox.journal(service="mailgun_api", method="DELETE")

@@ -12,21 +12,19 @@ import json
 import pytest
 import requests
 
-from tests.integration.playbook import run_playbook_file
-from tests.integration.rotation import (RotationDriver, files_of, recap_changed_zero, rotate, setup_mail, supabase_sends,
-                                        writes)
+from tests.integration.rotation import (RotationDriver, recap_changed_zero, rotate, setup_mail, supabase_sends,
+                                        teardown_relay, writes)
 from tests.integration.test_resend_setup_mail import Setup
 
 # Long: `make test` runs it first, `make integration-heavy` alone (tests/conftest.py).
 pytestmark = pytest.mark.heavy
-
-TEARDOWN = "playbooks/teardown-mail.yml"
 
 
 class Resend(RotationDriver):
     """One project on a Resend team of its own, and what its rotation left in the emulator and the secrets folder."""
 
     provider = "resend"
+    secret_suffix = "api_key"
 
     def __init__(self, sandbox, tmp_path):
         setup = Setup(sandbox, tmp_path, projects=1)
@@ -47,10 +45,6 @@ class Resend(RotationDriver):
     def key_id(self, name):
         [key] = [key for key in self.setup.team()["keys"] if key["name"] == name]
         return key["id"]
-
-    def stored(self, name):
-        path = self.setup.secrets_dir / ("resend-%s.api_key" % name)
-        return path.read_text().strip() if path.exists() else None
 
     def in_use(self):
         """The key Supabase logs in with: (its name, its token)."""
@@ -85,17 +79,12 @@ class Resend(RotationDriver):
 def test_resend_rotation_survives_a_fault_at_every_step_and_setup_mail_then_changes_nothing(sandbox, tmp_path):
     driver = Resend(sandbox, tmp_path)
     setup = driver.setup
-    first = setup_mail(setup)
-    assert first.returncode == 0, first.stdout[-3000:]
-    old_token = driver.stored(driver.old)
+    old_token = driver.set_up()
     assert driver.in_use() == (driver.old, old_token)
     assert driver.keys() == {driver.old: [old_token]}
 
     # Check mode: nothing written anywhere, not even the new key's file or the record.
-    files, marker = files_of(setup.secrets_dir), setup.last_seq()
-    check = rotate(setup, "--check", "--diff")
-    assert check.returncode == 0, check.stdout[-3000:]
-    assert writes(sandbox, marker) == [] and files_of(setup.secrets_dir) == files
+    driver.assert_check_mode_writes_nothing("--diff")
     assert driver.keys() == {driver.old: [old_token]}
 
     # issue: Resend answers the new key's create with a 5xx. No key was made, so nothing is stored.
@@ -128,23 +117,13 @@ def test_resend_rotation_survives_a_fault_at_every_step_and_setup_mail_then_chan
 
     # apply: Supabase's PATCH fails; Supabase keeps the old key. The stored new key is reused, none created.
     marker = setup.last_seq()
-    apply = driver.faulted_run("apply", dict(service="supabase_api", method="PATCH", path_contains=driver.ref,
-                                             action="status", status=500,
-                                             body={"message": "Failed to update project's auth config"}))
-    assert "Failed to update project's auth config" in apply.stdout
-    assert driver.in_use() == (driver.old, old_token)
+    driver.apply_fault((driver.old, old_token))
     assert driver.resend_writes(marker) == []
     assert driver.keys() == {driver.old: [old_token], driver.new: [pending]}
 
     # verify: the proof mail is refused at DATA; Supabase is put back on the old key.
-    marker = setup.last_seq()
-    verify = driver.faulted_run("verify", dict(service="smtp_relay", method="SMTP", path_contains="DATA",
-                                               action="status", status=554, body="5.7.1 Injected refusal"))
-    assert 'stopped at "Report why the mail was not sent"' in verify.stdout
+    verify = driver.verify_fault((driver.old, old_token), pending)
     assert "Supabase sends with the credential in use before, Resend API key %s" % driver.old in verify.stdout
-    patched = [e["json"].get("smtp_pass") for e in setup.supabase_patches(since=marker)]
-    assert patched == [pending, old_token]
-    assert driver.in_use() == (driver.old, old_token)
     assert driver.keys() == {driver.old: [old_token], driver.new: [pending]}
 
     # revoke: deleting the old key fails after the new one is proven; Supabase sends with the new one.
@@ -228,9 +207,7 @@ def test_resend_teardown_after_a_rotation_deletes_both_keys_their_tokens_and_the
     assert driver.stored(driver.old) and driver.stored(driver.new) and driver.record()
 
     marker = setup.last_seq()
-    proc, log = run_playbook_file(TEARDOWN, ["-i", str(setup.inventory), "-e", "@" + str(setup.vars_file),
-                                             "-e", "mail_teardown_relay=true"])
-    setup.outputs += [proc.stdout, proc.stderr, log]
+    proc = teardown_relay(setup)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert driver.keys() == {}
     assert driver.stored(driver.old) is None and driver.stored(driver.new) is None and driver.record() is None

@@ -12,15 +12,13 @@ keys of the pair, their stored values and the record."""
 import pytest
 import requests
 
-from tests.integration.playbook import run_playbook_file
 from tests.integration.rotation import (RotationDriver, files_of, recap_changed_zero, rotate, setup_mail, supabase_sends,
-                                        writes)
+                                        teardown_relay, writes)
 from tests.integration.test_sendgrid_setup_mail import Setup
 
 # Long: `make test` runs it first, `make integration-heavy` alone (tests/conftest.py).
 pytestmark = pytest.mark.heavy
 
-TEARDOWN = "playbooks/teardown-mail.yml"
 KEYS = "/v3/api_keys"
 
 
@@ -28,6 +26,7 @@ class Sendgrid(RotationDriver):
     """One project on its own SendGrid account, and what the emulator and the secrets folder hold for it."""
 
     provider = "sendgrid"
+    secret_suffix = "api_key"
 
     def __init__(self, sandbox, tmp_path):
         setup = Setup(sandbox, tmp_path)
@@ -40,10 +39,6 @@ class Sendgrid(RotationDriver):
 
     def key_id(self, name):
         return next(key["api_key_id"] for key in self.setup.account()["keys"] if key["name"] == name)
-
-    def stored(self, name):
-        path = self.setup.secrets_dir / ("sendgrid-%s.api_key" % name)
-        return path.read_text().strip() if path.exists() else None
 
     def creates(self, name, since=0):
         """The POSTs that create a key of that name (the name is in the body), with their status."""
@@ -60,10 +55,8 @@ class Sendgrid(RotationDriver):
 def test_sendgrid_rotation_survives_a_fault_at_every_step_and_setup_mail_then_changes_nothing(sandbox, tmp_path):
     driver = Sendgrid(sandbox, tmp_path)
     setup = driver.setup
-    first = setup_mail(setup)
-    assert first.returncode == 0, first.stdout[-3000:]
-    old_key = driver.stored(driver.old)
-    assert old_key and driver.in_use() == ("apikey", old_key) and driver.keys() == {driver.old: old_key}
+    old_key = driver.set_up()
+    assert driver.in_use() == ("apikey", old_key) and driver.keys() == {driver.old: old_key}
     secrets = [old_key, setup.token, setup.api_key]
 
     # Check mode: nothing written anywhere, not even the secrets folder; no key created.
@@ -107,19 +100,10 @@ def test_sendgrid_rotation_survives_a_fault_at_every_step_and_setup_mail_then_ch
 
     # apply: Supabase's PATCH fails; Supabase keeps the old key. The pending key is reused.
     reused_since = setup.last_seq()
-    apply = driver.faulted_run("apply", dict(service="supabase_api", method="PATCH", path_contains=driver.ref,
-                                             action="status", status=500,
-                                             body={"message": "Failed to update project's auth config"}))
-    assert "Failed to update project's auth config" in apply.stdout
-    assert driver.in_use() == ("apikey", old_key)
+    driver.apply_fault(("apikey", old_key))
 
     # verify: the proof mail is refused at DATA; Supabase is put back on the old key.
-    marker = setup.last_seq()
-    verify = driver.faulted_run("verify", dict(service="smtp_relay", method="SMTP", path_contains="DATA",
-                                               action="status", status=554, body="5.7.1 Injected refusal"))
-    assert 'stopped at "Report why the mail was not sent"' in verify.stdout
-    assert [e["json"].get("smtp_pass") for e in setup.supabase_patches(since=marker)] == [pending, old_key]
-    assert driver.in_use() == ("apikey", old_key)
+    driver.verify_fault(("apikey", old_key), pending)
 
     # revoke: deleting the old key fails after the new one is proven; Supabase sends with the new one.
     old_id = driver.key_id(driver.old)
@@ -178,20 +162,14 @@ def test_sendgrid_rotation_back_to_the_first_key_and_teardown_deletes_both_keys_
     assert driver.keys() == {driver.old: third, driver.new: fourth}
     assert driver.record() == {"name": driver.new, "revoke": driver.old}
 
-    def teardown(*args):
-        proc, log = run_playbook_file(TEARDOWN, ["-i", str(setup.inventory), "-e", "@" + str(setup.vars_file),
-                                                 "-e", "mail_teardown_relay=true", *args])
-        setup.outputs += [proc.stdout, proc.stderr, log]
-        return proc
-
-    removed = teardown()
+    removed = teardown_relay(setup)
     assert removed.returncode == 0, removed.stdout[-3000:]
     assert driver.keys() == {}
     assert not any(name.endswith((".api_key", ".rotation")) for name in files_of(setup.secrets_dir)), files_of(setup.secrets_dir)
     assert sandbox.supabase_auth_config(driver.ref)["smtp_host"] in (None, "")
 
     marker = setup.last_seq()
-    again = teardown()
+    again = teardown_relay(setup)
     assert again.returncode == 0 and recap_changed_zero(again), again.stdout[-2000:]
     assert writes(sandbox, marker) == []
 
