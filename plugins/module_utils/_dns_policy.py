@@ -6,8 +6,9 @@
 Parses SPF (RFC 7208), DMARC (RFC 7489) and DKIM key (RFC 6376) records and decides, from the
 From domain's DNS, whether a relay's DKIM signature or envelope sender can be aligned with the
 From domain. Pure: every DNS read goes through a `lookup(name) -> (txt_strings, cname_target)`
-callable the caller supplies (sender_domain_check gives one backed by dnspython), so the logic
-is unit-tested with a dict of records.
+callable the caller supplies (sender_domain_check gives one backed by _dns_query), so the logic
+is unit-tested with a dict of records. Domain names themselves (normalise, check, organisational
+domain, mailbox providers' domains) are in `_domain`, which modules that only check a name import.
 
 Not a public API; it may change without notice.
 """
@@ -16,6 +17,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+
+from ansible_collections.karto.supabase_mail.plugins.module_utils._domain import (
+    normalise_domain,
+    organisational_domain,
+    surrounded_problem,
+)
 
 # A relay's DNS identity: what it publishes under a customer's domain once the domain is
 # verified with it. Each provider's profile holds its own (the relay contract's `dns`); the
@@ -67,32 +74,12 @@ def relay_identity(title=None, dns=None):
     return identity
 
 
-# Domains whose addresses are mailboxes at a public mail provider: their DNS (DKIM, SPF) belongs to
-# that provider, so no relay can be verified for them. Public knowledge, not one relay's: the
-# providers' own sign-up pages; Rambler's family from chatmail/provider-db rambler.ru.md.
-FREE_MAIL_DOMAINS = frozenset((
-    "rambler.ru", "ro.ru", "lenta.ru", "autorambler.ru", "myrambler.ru", "rambler.ua", "r0.ru",
-    "mail.ru", "inbox.ru", "list.ru", "bk.ru", "internet.ru", "yandex.ru", "yandex.com", "ya.ru", "narod.ru",
-    "gmail.com", "googlemail.com", "yahoo.com", "ymail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
-    "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com", "gmx.com", "gmx.net", "gmx.de",
-    "web.de", "zoho.com", "qq.com", "163.com",
-))
-
-# Two-label public suffixes, so that organisational_domain() needs no Public Suffix List for the
-# common cases. A domain under another multi-label suffix is cut one label too short.
-TWO_LABEL_SUFFIXES = frozenset((
-    "co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk", "com.au", "net.au", "org.au", "co.nz", "co.jp",
-    "ne.jp", "co.za", "com.br", "com.cn", "com.tr", "com.mx", "co.in", "co.kr", "com.ua", "org.ua",
-    "com.ru", "net.ru", "org.ru", "pp.ru", "msk.ru", "spb.ru", "com.sg", "com.tw", "com.hk",
-))
-
 # The DMARC facts the module returns, in this order.
 DMARC_FIELDS = ("domain", "record", "policy", "subdomain_policy", "applied_policy", "pct", "adkim", "aspf", "rua",
                 "inherited")
 
 SPF_LOOKUP_LIMIT = 10  # RFC 7208 4.6.4: at most 10 DNS-querying terms per check
 
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _SELECTOR_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _POLICIES = ("none", "quarantine", "reject")
 
@@ -104,40 +91,11 @@ class DnsLookupError(Exception):
 # ---------------------------------------------------------------------------- input
 
 
-def normalise_domain(value):
-    return value.strip().rstrip(".").lower()
-
-
-def domain_of_email(email):
-    return normalise_domain(email.rpartition("@")[2])
-
-
-def _surrounded(name, value):
-    """A sentence naming `name` when `value` has spaces or a line break around it (a pasted value),
-    which normalising would otherwise hide and a later request would carry."""
-    if value != value.strip():
-        return "%s must not have spaces or line breaks around it; got %r." % (name, value)
-    return None
-
-
-def check_domain(name, value):
-    """A DNS domain of at least two labels (letters, digits, hyphens), or a sentence naming `name`."""
-    if value is None:
-        return None
-    if _surrounded(name, value):
-        return _surrounded(name, value)
-    domain = normalise_domain(value)
-    labels = domain.split(".")
-    if len(domain) > 253 or len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        return "%s must be a domain name such as ro.ru (letters, digits, hyphens, dots); got %r." % (name, value)
-    return None
-
-
 def check_selector(name, value):
     if value is None:
         return None
-    if _surrounded(name, value):
-        return _surrounded(name, value)
+    if surrounded_problem(name, value):
+        return surrounded_problem(name, value)
     selector = value.strip().rstrip(".").lower()
     if "_domainkey" in selector:
         return ("%s must be the selector alone, such as s123456, without ._domainkey or the domain; got %r."
@@ -157,14 +115,6 @@ def check_nameservers(name, values):
 
 
 # ---------------------------------------------------------------------------- records
-
-
-def organisational_domain(domain):
-    """The registrable domain (RFC 7489 3.2), approximated without the Public Suffix List: the last
-    two labels, or three under a known two-label suffix such as co.uk."""
-    labels = normalise_domain(domain).split(".")
-    keep = 3 if ".".join(labels[-2:]) in TWO_LABEL_SUFFIXES else 2
-    return ".".join(labels[-keep:])
 
 
 def identifier_aligned(identifier, from_domain, mode):

@@ -13,7 +13,7 @@ Not a public API; it may change without notice.
 
 from __future__ import annotations
 
-from ansible_collections.karto.supabase_mail.plugins.module_utils._relay import RelayProfile, SmtpPreset
+from ansible_collections.karto.supabase_mail.plugins.module_utils._relay_profile import RelayProfile, SmtpPreset
 
 # Rambler's mail domains and server: chatmail/provider-db `_providers/rambler.ru.md` (commit
 # 1cce91c1, checked 2024-03), citing help.rambler.ru/mail/mail-nastrojki-pochtovogo-yashika/2129/:

@@ -38,7 +38,7 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._http import (
     RetryPolicy,
     http_argument_spec,
 )
-from ansible_collections.karto.supabase_mail.plugins.module_utils._relay import RelayProfile
+from ansible_collections.karto.supabase_mail.plugins.module_utils._relay_profile import RelayProfile
 from ansible_collections.karto.supabase_mail.plugins.module_utils._transport import FormBody
 
 # api-overview: "use the appropriate base URL based on which region you have created for your domain".

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.karto.supabase_mail.plugins.module_utils._dns_policy import (
+from ansible_collections.karto.supabase_mail.plugins.module_utils._domain import (
     FREE_MAIL_DOMAINS,
     organisational_domain,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiClient, ApiError, http_argument_spec
-from ansible_collections.karto.supabase_mail.plugins.module_utils._relay import RelayProfile
+from ansible_collections.karto.supabase_mail.plugins.module_utils._relay_profile import RelayProfile
 
 DEFAULT_API_URL = "https://api.resend.com"
 # List endpoints page with `limit` (1-100) and the `after` cursor, newest first, until has_more is false.

@@ -17,7 +17,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiClient, ApiError, http_argument_spec
-from ansible_collections.karto.supabase_mail.plugins.module_utils._relay import RelayProfile
+from ansible_collections.karto.supabase_mail.plugins.module_utils._relay_profile import RelayProfile
 
 DEFAULT_API_URL = "https://api.smtp2go.com/v3"
 

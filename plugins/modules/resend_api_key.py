@@ -230,7 +230,7 @@ changed_fields:
 
 import re
 
-from ansible_collections.karto.supabase_mail.plugins.module_utils._dns_policy import check_domain
+from ansible_collections.karto.supabase_mail.plugins.module_utils._domain import check_domain
 from ansible_collections.karto.supabase_mail.plugins.module_utils._engine import CREATE, DELETE, UPDATE, ManagedObject
 from ansible_collections.karto.supabase_mail.plugins.module_utils._http import ApiError
 from ansible_collections.karto.supabase_mail.plugins.module_utils._module import ApiModule

@@ -222,7 +222,7 @@ changed_fields:
 
 import re
 
-from ansible_collections.karto.supabase_mail.plugins.module_utils._dns_policy import check_domain, normalise_domain
+from ansible_collections.karto.supabase_mail.plugins.module_utils._domain import check_domain, normalise_domain
 from ansible_collections.karto.supabase_mail.plugins.module_utils._engine import (
     CREATE,
     ManagedObject,

@@ -35,8 +35,6 @@ description:
     per run; changes nothing and reports C(changed=false).
 author:
   - karto maintainers (@karto)
-requirements:
-  - dnspython >= 2.1 (on the host that runs the module, usually the controller)
 attributes:
   check_mode:
     description: Runs the same DNS queries in check mode; it never changes anything.
@@ -375,36 +373,33 @@ notes:
 """
 
 import time
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils._dns_policy import (
     DnsLookupError,
-    check_domain,
     check_nameservers,
     check_selector,
     check_sender_domain,
+    relay_identity,
+)
+from ansible_collections.karto.supabase_mail.plugins.module_utils._dns_query import (
+    TXT,
+    DnsBadName,
+    DnsNoAnswer,
+    DnsTimeout,
+    ask,
+    system_nameservers,
+)
+from ansible_collections.karto.supabase_mail.plugins.module_utils._domain import (
+    check_domain,
     domain_of_email,
     normalise_domain,
-    relay_identity,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._validate import (
     check_email,
     first_problem,
 )
-
-DNSPYTHON_IMPORT_ERROR = None
-try:
-    import dns.exception
-    import dns.name
-    import dns.rdatatype
-    import dns.resolver
-except ImportError:
-    DNSPYTHON_IMPORT_ERROR = traceback.format_exc()
-    HAS_DNSPYTHON = False
-else:
-    HAS_DNSPYTHON = True
 
 
 def validate(params):
@@ -431,19 +426,16 @@ class DnsLookup:
 
     def __init__(self, nameservers, port, timeout):
         if nameservers:
-            self.resolver = dns.resolver.Resolver(configure=False)
-            self.resolver.nameservers = list(nameservers)
+            self.nameservers = list(nameservers)
             self.where = "nameservers %s (dns_port %d)" % (", ".join(nameservers), port)
         else:
-            try:
-                self.resolver = dns.resolver.Resolver(configure=True)
-            except dns.exception.DNSException as error:
-                raise DnsLookupError("No system nameservers found (%s): set nameservers." % error) from None
+            self.nameservers = system_nameservers()
+            if not self.nameservers:
+                raise DnsLookupError("No system nameservers found (no nameserver line in /etc/resolv.conf): "
+                                     "set nameservers.")
             self.where = ("the system's nameservers %s (dns_port %d; set nameservers to ask others)"
-                          % (", ".join(str(ns) for ns in self.resolver.nameservers), port))
-        self.resolver.port = port
-        self.resolver.timeout = timeout
-        self.resolver.lifetime = timeout
+                          % (", ".join(self.nameservers), port))
+        self.port = port
         self.timeout = timeout
         # One deadline for the whole check: every query gets only what is left of `timeout`.
         self.deadline = time.monotonic() + timeout
@@ -456,41 +448,24 @@ class DnsLookup:
         return self._cache[name]
 
     def _query(self, name):
-        qname = dns.name.from_text(name)
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
+        if self.deadline - time.monotonic() <= 0:
             raise DnsLookupError(
                 "No DNS answer for TXT %s within %s s from %s: the timeout (which bounds the whole check, all "
                 "queries together) ran out; check nameservers and dns_port, or raise timeout."
                 % (name, _seconds(self.timeout), self.where))
-        self.resolver.timeout = self.resolver.lifetime = remaining
         try:
-            answer = self.resolver.resolve(qname, dns.rdatatype.TXT, raise_on_no_answer=False, search=False,
-                                           lifetime=remaining)
-        except dns.resolver.NXDOMAIN as error:
-            responses = error.kwargs.get("responses") or {}
-            return [], _cname_target(list(responses.values()), qname)
-        except dns.exception.Timeout:
+            answer = ask(name, TXT, self.nameservers, self.port, self.deadline)
+        except DnsTimeout:
             raise DnsLookupError(
                 "No DNS answer for TXT %s within %s s from %s: check nameservers and dns_port (something must "
                 "answer DNS there), or raise timeout (it bounds the whole check, all queries together)."
                 % (name, _seconds(self.timeout), self.where)) from None
-        except dns.resolver.NoNameservers as error:
+        except DnsNoAnswer as error:
             raise DnsLookupError("%s could not answer TXT %s (%s): check nameservers and dns_port."
                                  % (_capitalised(self.where), name, error)) from None
-        except dns.exception.DNSException as error:
+        except DnsBadName as error:
             raise DnsLookupError("DNS query TXT %s to %s failed: %s" % (name, self.where, error)) from None
-        texts = [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in (answer.rrset or [])]
-        return texts, _cname_target([answer.response], qname)
-
-
-def _cname_target(responses, qname):
-    for response in responses:
-        for rrset in response.answer:
-            if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == qname:
-                for rdata in rrset:
-                    return rdata.target.to_text(omit_final_dot=True).lower()
-    return None
+        return answer.chain(name)
 
 
 def _seconds(value):
@@ -536,8 +511,6 @@ def run_module():
         required_one_of=[("email", "domain")],
         supports_check_mode=True,
     )
-    if not HAS_DNSPYTHON:
-        module.fail_json(msg=missing_required_lib("dnspython"), exception=DNSPYTHON_IMPORT_ERROR)
     params = module.params
     problem = validate(params)
     if problem:

@@ -77,7 +77,7 @@ STATUS_BY_PHRASE = {status.phrase: status.value for status in HTTPStatus}
 # Public mailbox domains the emulator refuses to add ("Resend sends emails using a domain you own (i.e., not a
 # shared or public domain)", dashboard/domains/introduction; observed refused in dreamhunter2333/cloudflare_temp_email
 # issue 515). Resend's list and its wording are not published: both are assumed. seznam.cz and libero.it are not
-# in the collection's own list (_dns_policy.FREE_MAIL_DOMAINS), so a test can reach Resend's refusal.
+# in the collection's own list (_domain.FREE_MAIL_DOMAINS), so a test can reach Resend's refusal.
 PUBLIC_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "mail.ru", "yandex.ru",
                   "rambler.ru", "ro.ru", "seznam.cz", "libero.it")
 PUBLIC_DOMAIN_TEXT = "The %s domain is a public domain. Please, use a domain you own."  # assumed

@@ -3,6 +3,7 @@
 import pytest
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _dns_policy as policy
+from ansible_collections.karto.supabase_mail.plugins.module_utils import _domain as domain
 from ansible_collections.karto.supabase_mail.plugins.module_utils._provider_smtp2go import PROFILE as SMTP2GO
 
 # DNS identities as provider profiles give them. SMTP2GO's is the registered profile's; the others
@@ -200,9 +201,9 @@ def test_identifier_alignment(identifier, from_domain, mode, expected):
 
 
 def test_organisational_domain():
-    assert policy.organisational_domain("a.b.karto.test.") == "karto.test"
-    assert policy.organisational_domain("mail.shop.co.uk") == "shop.co.uk"
-    assert policy.organisational_domain("ro.ru") == "ro.ru"
+    assert domain.organisational_domain("a.b.karto.test.") == "karto.test"
+    assert domain.organisational_domain("mail.shop.co.uk") == "shop.co.uk"
+    assert domain.organisational_domain("ro.ru") == "ro.ru"
 
 
 # ---------------------------------------------------------------------------- the decision
@@ -314,9 +315,9 @@ def test_default_selectors_are_looked_up_for_relays_that_have_one():
 
 
 @pytest.mark.parametrize("check, value, part", [
-    (policy.check_domain, "ro", "must be a domain name"),
-    (policy.check_domain, "bad_domain.test", "must be a domain name"),
-    (policy.check_domain, "-x.test", "must be a domain name"),
+    (domain.check_domain, "ro", "must be a domain name"),
+    (domain.check_domain, "bad_domain.test", "must be a domain name"),
+    (domain.check_domain, "-x.test", "must be a domain name"),
     (policy.check_selector, "s1._domainkey.karto.test", "without ._domainkey"),
     (policy.check_selector, "s 1", "must be a DKIM selector"),
     (policy.check_nameservers, ["127.0.0.1", "dns.example"], "must be IP addresses"),
@@ -327,8 +328,8 @@ def test_input_checks_name_the_parameter(check, value, part):
 
 
 @pytest.mark.parametrize("check, value", [
-    (policy.check_domain, "Karto.Test."),
-    (policy.check_domain, None),
+    (domain.check_domain, "Karto.Test."),
+    (domain.check_domain, None),
     (policy.check_selector, "s123456"),
     (policy.check_selector, "2024_01.k1"),
     (policy.check_nameservers, ["127.0.0.1", "::1"]),
@@ -363,7 +364,7 @@ def test_a_sending_subdomain_is_not_aligned_under_strict_dkim_alignment():
     assert any("signs with d=mg.karto.test, which is not the From domain" in note for note in result["notes"])
 
 
-@pytest.mark.parametrize("check", [policy.check_domain, policy.check_selector])
+@pytest.mark.parametrize("check", [domain.check_domain, policy.check_selector])
 @pytest.mark.parametrize("value", ["ro.ru\n", " ro.ru", "s1\n"])
 def test_a_value_with_a_line_break_or_spaces_around_it_is_refused_not_normalised(check, value):
     problem = check("name", value)
