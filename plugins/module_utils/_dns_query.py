@@ -82,7 +82,7 @@ def system_nameservers(path="/etc/resolv.conf"):
             for line in conf:
                 fields = line.split()
                 if len(fields) >= 2 and fields[0] == "nameserver":
-                    servers.append(fields[1].split("%")[0])
+                    servers.append(fields[1])  # a link-local IPv6 address keeps its %scope: connect() needs it
     except OSError:
         return []
     return servers
