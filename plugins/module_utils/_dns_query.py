@@ -108,9 +108,9 @@ def encode_name(name):
     return bytes(wire)
 
 
-def build_query(query_id, name, rtype):
-    """A standard query with RD set (the nameserver recurses), one question, nothing else."""
-    return struct.pack("!6H", query_id, 0x0100, 1, 0, 0, 0) + encode_name(name) + struct.pack("!2H", rtype, CLASS_IN)
+def build_query(query_id, question):
+    """A standard query with RD set (the nameserver recurses), the one `question`, nothing else."""
+    return struct.pack("!6H", query_id, 0x0100, 1, 0, 0, 0) + question
 
 
 def read_name(message, offset):
@@ -246,10 +246,12 @@ def ask(name, rtype, nameservers, port, deadline):
     Raises DnsTimeout when the deadline passes, DnsNoAnswer when every nameserver failed,
     DnsBadName for a name that cannot be asked."""
     name = name.rstrip(".").lower()
+    # Encoded once, before any nameserver: a name that cannot be asked fails the same with none.
+    question = encode_name(name) + struct.pack("!2H", rtype, CLASS_IN)
     failures = []
     for server in nameservers:
         query_id = random.randrange(0x10000)
-        query = build_query(query_id, name, rtype)
+        query = build_query(query_id, question)
         try:
             answer, truncated = _ask_udp(server, port, query, query_id, name, rtype, deadline)
             if truncated:

@@ -9,6 +9,7 @@ Ansible's own module_utils finder reads them.
 
 import ast
 import os
+import sys
 
 import pytest
 
@@ -54,7 +55,6 @@ def payload(module):
 
 def third_party(module):
     """Top-level packages outside the standard library and Ansible that `module`'s payload imports."""
-    import sys  # pylint: disable=import-outside-toplevel
     files = [os.path.join(MODULES_DIR, module + ".py")] + [os.path.join(UTILS_DIR, name + ".py") for name in payload(module)]
     tops = {name.split(".")[0] for path in files for name in imported_names(path)}
     return sorted(top for top in tops if top not in sys.stdlib_module_names and top not in ("ansible", "ansible_collections"))

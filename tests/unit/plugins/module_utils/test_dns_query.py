@@ -215,6 +215,9 @@ def test_a_closed_port_is_a_failure_not_a_wait():
 def test_names_that_cannot_be_asked(name):
     with pytest.raises(dq.DnsBadName):
         dq.encode_name(name)
+    # before any nameserver is asked
+    with pytest.raises(dq.DnsBadName):
+        dq.ask(name, dq.TXT, [], 53, time.monotonic() + 1)
 
 
 def test_names_are_encoded_as_dnspython_encodes_them():
