@@ -12,6 +12,9 @@ options:
   validate_certs:
     description:
       - Verify the API's TLS certificate. Turn off only for a test endpoint.
+      - The certificate is checked against the system's CAs (OpenSSL's default store, which
+        E(SSL_CERT_FILE) and E(SSL_CERT_DIR) can point elsewhere), or, when E(REQUESTS_CA_BUNDLE) or
+        E(CURL_CA_BUNDLE) is set, against that bundle alone, as C(requests) does.
     type: bool
     default: true
   timeout:

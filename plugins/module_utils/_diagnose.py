@@ -130,7 +130,6 @@ _RULES = [
     ("relay-refused",
      r"gomail: could not send email|(^|\D)5\d\d(\D|$)"),
 ]
-_COMPILED = [(name, re.compile(pattern)) for name, pattern in _RULES]
 
 FAILURE_CLASSES = tuple(HINTS)
 
@@ -151,8 +150,8 @@ TIMEOUT_CLASS = {
 
 # Refusals that mean "log in first" when no login was tried (Postfix: "Sender address rejected:
 # not logged in", "Relay access denied", "Recipient address rejected: Access denied"; 530).
-_SAYS_LOGIN_NEEDED = re.compile(r"not logged in|access denied|authentication required|must (be )?authenticate"
-                                r"|(^|\D)530(\D|$)")
+_SAYS_LOGIN_NEEDED = (r"not logged in|access denied|authentication required|must (be )?authenticate"
+                      r"|(^|\D)530(\D|$)")
 
 
 def hint_for(error_class):
@@ -163,13 +162,15 @@ def hint_for(error_class):
 def classify_failure(text):
     """(class, hint) for a raw failure text; ('unknown', generic hint) if nothing matches."""
     lowered = (text or "").lower()
-    for name, pattern in _COMPILED:
-        if pattern.search(lowered):
+    # re.search compiles a pattern on its first use and caches it: a probe that fails nowhere
+    # (smtp_check's usual run) compiles none of them.
+    for name, pattern in _RULES:
+        if re.search(pattern, lowered):
             return name, HINTS[name]
     return "unknown", HINTS["unknown"]
 
 
-_SAYS_RATE_LIMIT = re.compile(r"rate|too many|limit|try (again )?later|frequen")
+_SAYS_RATE_LIMIT = r"rate|too many|limit|try (again )?later|frequen"
 
 # What a refusal at each stage means when its text says nothing more specific.
 _STAGE_DEFAULT = {
@@ -209,11 +210,11 @@ def classify_smtp_reply(stage, code, text, logged_in=True):
     refusal of MAIL or RCPT that asks for one is login-required, not a verdict on the addresses.
     """
     text_class, _hint = classify_failure("%s %s" % (code or "", text or ""))
-    if not logged_in and stage in ("mail", "rcpt") and _SAYS_LOGIN_NEEDED.search("%s %s" % (code or "", (text or "").lower())):
+    if not logged_in and stage in ("mail", "rcpt") and re.search(_SAYS_LOGIN_NEEDED, "%s %s" % (code or "", (text or "").lower())):
         return "login-required", HINTS["login-required"]
     if text_class == "auth-temporary" and stage in ("auth", "mail", "rcpt"):
         return text_class, HINTS[text_class]
-    if text_class == "rate-limited" and not _SAYS_RATE_LIMIT.search((text or "").lower()):
+    if text_class == "rate-limited" and not re.search(_SAYS_RATE_LIMIT, (text or "").lower()):
         text_class = None  # a bare 421/451 is any temporary failure, not necessarily a rate limit
     if code == 530 and stage in ("mail", "rcpt"):
         text_class = "auth-unavailable"

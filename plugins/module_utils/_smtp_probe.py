@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import select
 import smtplib
 import socket
@@ -32,6 +31,11 @@ from ansible_collections.karto.supabase_mail.plugins.module_utils._diagnose impo
     timeout_class,
 )
 from ansible_collections.karto.supabase_mail.plugins.module_utils._secrets import Redactor
+from ansible_collections.karto.supabase_mail.plugins.module_utils._tls import (
+    retry_with_full_store,
+    unverified_context,
+    verifying_context,
+)
 
 SUPABASE_IMPLICIT_TLS_PORT = 465
 PREFERRED_PORTS = (465, 587)
@@ -67,6 +71,10 @@ class ProbeStop(Exception):
         self.error_class = error_class
         self.reply = reply
         self.hint = hint
+
+
+class FullStoreNeeded(Exception):
+    """A certificate the system's hashed CA directory alone did not trust: ask the full store (_tls)."""
 
 
 class AuthGate:
@@ -149,6 +157,8 @@ class PortProbe:
         self.sockaddr = None
         self.last_reply = None
         self.unjudged = None  # the refusal of RCPT TO <sender> when it said nothing about the sender
+        self.full_store = False  # see _tls: the first handshake trusts the system's hashed CA directory
+        self.lazy_trust = False
 
     # plumbing
 
@@ -168,17 +178,9 @@ class PortProbe:
 
     def tls_context(self, verify=True):
         if verify and self.spec["validate_certs"]:
-            context = ssl.create_default_context()
-            ca_path = self.spec["ca_path"]
-            if ca_path:
-                if os.path.isdir(ca_path):
-                    context.load_verify_locations(capath=ca_path)
-                else:
-                    context.load_verify_locations(cafile=ca_path)
+            context, self.lazy_trust = verifying_context(self.spec["ca_path"], full_store=self.full_store)
         else:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+            context = unverified_context()
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
 
@@ -286,6 +288,8 @@ class PortProbe:
             sock.settimeout(self.arm("to the TLS handshake"))
             tls_sock = self.tls_context().wrap_socket(sock, server_hostname=self.spec["host"])
         except (ssl.SSLError, OSError) as error:
+            if retry_with_full_store(error, self.lazy_trust):
+                raise FullStoreNeeded()
             # A certificate, a timeout or an alert: the port speaks TLS, no need to look for a plain greeting.
             if isinstance(error, (ssl.SSLCertVerificationError, socket.timeout)) or tls_disagreement(error):
                 self.tls_failure(error, "implicit TLS")
@@ -395,6 +399,8 @@ class PortProbe:
         except smtplib.SMTPServerDisconnected:
             raise ProbeStop("relay-refused", "The server closed the connection at STARTTLS.")
         except (ssl.SSLError, OSError) as error:  # the handshake after STARTTLS
+            if retry_with_full_store(error, self.lazy_trust):
+                raise FullStoreNeeded()
             self.tls_failure(error, "after STARTTLS")
         self.progress.sockets.append(self.smtp.sock)
         self.result["tls"] = "starttls"
@@ -541,24 +547,43 @@ class PortProbe:
 
     # the whole conversation
 
+    def converse(self):
+        spec = self.spec
+        sock = self.connect()
+        if self.implicit:
+            sock = self.start_implicit_tls(sock)
+        self.greet(sock)
+        self.hello()
+        if not self.implicit:
+            self.starttls()
+        if spec["username"] is not None:
+            self.authenticate()
+        if spec["sender"]:
+            self.envelope()
+            if spec["send"] and spec["recipient"] and not spec["check_mode"]:
+                self.send_message()
+            else:
+                self.reset()
+
+    def start_over(self):
+        if self.smtp is not None:
+            self.smtp.close()
+        self.smtp = None
+        self.progress.close_sockets()
+        self.progress.sockets.clear()
+        self.full_store = True
+        self.result.update(stage="connect", tls=None, connected_to=None)
+
     def run(self):
         spec = self.spec
         try:
-            sock = self.connect()
-            if self.implicit:
-                sock = self.start_implicit_tls(sock)
-            self.greet(sock)
-            self.hello()
-            if not self.implicit:
-                self.starttls()
-            if spec["username"] is not None:
-                self.authenticate()
-            if spec["sender"]:
-                self.envelope()
-                if spec["send"] and spec["recipient"] and not spec["check_mode"]:
-                    self.send_message()
-                else:
-                    self.reset()
+            try:
+                self.converse()
+            except FullStoreNeeded:
+                # Not trusted by the hashed CA directory alone: the whole store decides, on a new
+                # connection (nothing was sent yet but EHLO and STARTTLS).
+                self.start_over()
+                self.converse()
             self.result["ok"] = True
         except ProbeStop as stop:
             self.result["error_class"] = stop.error_class

@@ -22,7 +22,14 @@ import select
 import socket
 import ssl
 import sys
+import time
 import urllib.parse
+
+from ansible_collections.karto.supabase_mail.plugins.module_utils._tls import (
+    retry_with_full_store,
+    unverified_context,
+    verifying_context,
+)
 
 
 class TransportError(Exception):
@@ -163,18 +170,36 @@ def _proxy_auth_header(proxy):
     return {"Proxy-Authorization": "Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii")}
 
 
-def _tls_context(verify):
+def _tls_context(verify, full_store=False):
+    """(context, lazy) for an https connection; `lazy` as in _tls.verifying_context."""
     if not verify:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    # The system's CAs (SSL_CERT_FILE / SSL_CERT_DIR honoured by OpenSSL); a bundle named the
-    # way requests users name it is honoured too, so existing set-ups keep working.
+        return unverified_context(), False
+    # A bundle named the way requests users name it replaces the system's CAs, as it does for
+    # requests, so existing set-ups keep working.
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if bundle and os.path.isdir(bundle):
-        return ssl.create_default_context(capath=bundle)
-    return ssl.create_default_context(cafile=bundle or None)
+        return ssl.create_default_context(capath=bundle), False
+    if bundle:
+        return ssl.create_default_context(cafile=bundle), False
+    # The system's CAs (SSL_CERT_FILE / SSL_CERT_DIR honoured by OpenSSL).
+    return verifying_context(full_store=full_store)
+
+
+def _open_connection(parts, port, proxy, context, timeout):
+    """A connected HTTP(S)Connection (through `proxy` if given); closed again if connecting fails."""
+    host, host_port = (proxy.hostname, proxy.port or 80) if proxy else (parts.hostname, port)
+    if context is not None:
+        connection = http.client.HTTPSConnection(host, host_port, timeout=timeout, context=context)
+        if proxy:
+            connection.set_tunnel(parts.hostname, port, headers=_proxy_auth_header(proxy))
+    else:
+        connection = http.client.HTTPConnection(host, host_port, timeout=timeout)
+    try:
+        connection.connect()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 class PreparedRequest:
@@ -274,26 +299,24 @@ class Session:
         if connection is not None and connection.sock is not None and not _is_dropped(connection.sock):
             return connection
         self._drop(key)
-        if parts.scheme == "https":
-            connection = http.client.HTTPSConnection(
-                proxy.hostname if proxy else parts.hostname, (proxy.port or 80) if proxy else port,
-                timeout=connect_timeout, context=_tls_context(verify))
-            if proxy:
-                connection.set_tunnel(parts.hostname, port, headers=_proxy_auth_header(proxy))
-        else:
-            connection = http.client.HTTPConnection(
-                proxy.hostname if proxy else parts.hostname, (proxy.port or 80) if proxy else port,
-                timeout=connect_timeout)
+        started = time.monotonic()
+        context, lazy = _tls_context(verify) if parts.scheme == "https" else (None, False)
         try:
-            connection.connect()
+            try:
+                connection = _open_connection(parts, port, proxy, context, connect_timeout)
+            except ssl.SSLError as exc:
+                if not retry_with_full_store(exc, lazy):
+                    raise
+                # Not trusted by the system's hashed CA directory alone: the full store decides (_tls),
+                # within what is left of the connect timeout. Nothing was sent yet.
+                context, _lazy = _tls_context(verify, full_store=True)
+                left = max(0.001, connect_timeout - (time.monotonic() - started))
+                connection = _open_connection(parts, port, proxy, context, left)
         except ssl.SSLError as exc:
-            connection.close()
             raise TlsError(str(exc))
         except socket.timeout as exc:
-            connection.close()
             raise ConnectTimeout("no connection within %.1f s (%s)" % (connect_timeout, exc or "timed out"))
         except (OSError, http.client.HTTPException) as exc:
-            connection.close()
             raise ConnectFailed("could not connect to %s:%s (%s)" % (parts.hostname, port, exc))
         self._connections[key] = connection
         return connection

@@ -111,6 +111,8 @@ options:
   validate_certs:
     description:
       - Check the relay's TLS certificate against trusted CAs and O(host), as Supabase Auth does.
+        The trusted CAs are the system's (OpenSSL's default store, which E(SSL_CERT_FILE) and
+        E(SSL_CERT_DIR) can point elsewhere) and those of O(ca_path).
       - Set to V(false) only to look past a certificate problem. Supabase Auth will not.
     type: bool
     default: true

@@ -10,7 +10,9 @@ import base64
 import uuid
 
 import pytest
+import trustme
 
+from tests.ca_store import ca_store_env
 from tests.integration.playbook import run_tasks
 
 HOST = "mail.smtp2go.com"
@@ -184,6 +186,34 @@ def test_failure_classes(sandbox, user, knobs, fault, options, error_class, stag
     if error_class == "starttls-unavailable":
         # Credentials never cross a connection without TLS.
         assert not [e for e in sandbox.journal(service="smtp_relay")[seen:] if e["path"] == "AUTH"]
+
+
+# EHLOs the relay journals: one per plain connection to 587, one per TLS session; a refused handshake
+# journals nothing. With the CA in the hashed directory: 587 plain, 587 after STARTTLS, 465. Found
+# only in the bundle: 587's first plain connection comes on top. In neither: 587 plain, twice.
+@pytest.mark.parametrize("store, ehlos", [("hashed", 3), ("bundle", 4), ("neither", 2)])
+def test_without_ca_path_the_system_store_decides(sandbox, user, tmp_path, store, ehlos):
+    """No ca_path: the system's CAs (SSL_CERT_FILE, SSL_CERT_DIR) decide. The first handshake asks
+    only the hashed directory (module_utils/_tls.py); a CA found only in the bundle costs a second
+    connection before any login, not a failure, and a CA in neither is refused."""
+    other = trustme.CA()
+    layout = {"hashed": ([other], [sandbox.ca_cert]), "bundle": ([sandbox.ca_cert], [other]),
+              "neither": ([other], [other])}[store]
+    env = ca_store_env(tmp_path, bundle=layout[0], hashed=layout[1])
+    seen = len(sandbox.journal(service="smtp_relay"))
+
+    result = run(user, [probe_task(sandbox, ports=[587, 465], ca_path=None)], env=env)
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    probe = result["probe"]
+    commands = [entry["path"] for entry in sandbox.journal(service="smtp_relay")[seen:]]
+    assert commands.count("EHLO") == ehlos, commands
+    if store == "neither":
+        assert [(r["ok"], r["error_class"], r["stage"]) for r in probe["results"]] == [(False, "tls-certificate", "tls")] * 2
+        assert "AUTH" not in commands
+    else:
+        assert [(r["ok"], r["tls"]) for r in probe["results"]] == [(True, "starttls"), (True, "implicit")], probe
+        assert commands.count("AUTH") == 2, "one login per port, none on the connection given up"
 
 
 def test_failing_probe_fails_the_task_with_the_best_ports_class_and_hint(sandbox, user):

@@ -17,6 +17,7 @@ import pytest
 import trustme
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils import _transport
+from tests.ca_store import ca_store_env
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):
@@ -162,8 +163,14 @@ def tls_server(tmp_path):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    httpd.seen, httpd.behaviour = [], None
+    httpd.seen, httpd.behaviour, httpd.connections, httpd.ca = [], None, [], ca
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    accept = httpd.get_request
+
+    def counted_accept():  # called once per incoming connection; the handshake happens inside
+        httpd.connections.append(1)
+        return accept()
+    httpd.get_request = counted_accept
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     ca_file = tmp_path / "ca.pem"
@@ -183,6 +190,36 @@ def test_tls_trusts_the_named_bundle_and_refuses_an_unknown_ca(tls_server, no_pr
     assert _transport.Session().request("GET", address, verify=False).status_code == 200
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file)
     assert _transport.Session().request("GET", address).json() == {"ok": True}
+
+
+@pytest.mark.parametrize("store, connections", [("hashed", 1), ("bundle", 2)])
+def test_the_system_store_is_asked_through_its_hashed_directory_first(tls_server, no_proxy, monkeypatch, tmp_path,
+                                                                      store, connections):
+    """_tls: the hashed directory alone first; a CA found only in the bundle costs a second
+    connection (nothing is sent on the first), not a failure."""
+    httpd, _ca_file = tls_server
+    other = trustme.CA()
+    layout = {"hashed": {"bundle": [other], "hashed": [httpd.ca]}, "bundle": {"bundle": [httpd.ca], "hashed": [other]}}
+    for name, value in ca_store_env(tmp_path / "store", **layout[store]).items():
+        monkeypatch.setenv(name, value)
+    address = "https://127.0.0.1:%d/v1" % httpd.server_address[1]
+    session = _transport.Session()
+    assert session.request("GET", address).json() == {"ok": True}
+    assert session.request("GET", address).json() == {"ok": True}, "the verified connection is kept"
+    assert len(httpd.connections) == connections
+    assert len(httpd.seen) == 2
+
+
+def test_a_ca_the_system_store_lacks_is_refused_after_the_full_store_is_asked(
+        tls_server, no_proxy, monkeypatch, tmp_path):
+    httpd, _ca_file = tls_server
+    other = trustme.CA()
+    for name, value in ca_store_env(tmp_path / "store", bundle=[other], hashed=[other]).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(_transport.TlsError) as caught:
+        _transport.Session().request("POST", "https://127.0.0.1:%d/v1" % httpd.server_address[1], json={"a": 1})
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value) and caught.value.sent is False
+    assert len(httpd.connections) == 2 and httpd.seen == []
 
 
 def test_https_to_a_plain_http_port_is_a_tls_error(server, no_proxy):
