@@ -61,11 +61,18 @@ def verifying_context(ca_path=None, full_store=False):
     else:
         context = ssl.create_default_context()
     if ca_path:
-        if os.path.isdir(ca_path):
-            context.load_verify_locations(capath=ca_path)
-        else:
-            context.load_verify_locations(cafile=ca_path)
+        context.load_verify_locations(**_locations(ca_path))
     return context, directory is not None
+
+
+def bundle_context(path):
+    """A client context that checks the certificate and the host name against `path` alone (a PEM
+    file, or a hashed directory), not the system's CAs."""
+    return ssl.create_default_context(**_locations(path))
+
+
+def _locations(path):
+    return {"capath": path} if os.path.isdir(path) else {"cafile": path}
 
 
 def unverified_context():

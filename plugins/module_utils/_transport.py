@@ -26,6 +26,7 @@ import time
 import urllib.parse
 
 from ansible_collections.karto.supabase_mail.plugins.module_utils._tls import (
+    bundle_context,
     retry_with_full_store,
     unverified_context,
     verifying_context,
@@ -177,10 +178,8 @@ def _tls_context(verify, full_store=False):
     # A bundle named the way requests users name it replaces the system's CAs, as it does for
     # requests, so existing set-ups keep working.
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle and os.path.isdir(bundle):
-        return ssl.create_default_context(capath=bundle), False
     if bundle:
-        return ssl.create_default_context(cafile=bundle), False
+        return bundle_context(bundle), False
     # The system's CAs (SSL_CERT_FILE / SSL_CERT_DIR honoured by OpenSSL).
     return verifying_context(full_store=full_store)
 

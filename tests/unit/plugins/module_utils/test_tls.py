@@ -2,8 +2,7 @@
 decides whenever that handshake fails on the certificate.
 
 Real handshakes against a local TLS listener, with the system store replaced through
-SSL_CERT_FILE / SSL_CERT_DIR (OpenSSL reads them at each context's creation), its hashed names
-made by the openssl program (tests/ca_store.py).
+SSL_CERT_FILE / SSL_CERT_DIR (OpenSSL reads them at each context's creation; tests/ca_store.py).
 """
 
 import socket
@@ -88,7 +87,7 @@ def test_the_hashed_directory_is_used_only_when_it_holds_hashed_names(tmp_path, 
     (hashed / "relay-ca.pem").write_bytes(relay_ca.cert_pem.bytes())
     (hashed / "0123abcd.r0").write_bytes(b"")  # a CRL's name: no certificate
     assert _tls.hashed_ca_directory() is None, "PEM files and CRLs only"
-    (hashed / (subject_hash(hashed / "relay-ca.pem") + ".0")).symlink_to(hashed / "relay-ca.pem")
+    (hashed / (subject_hash(relay_ca.cert_pem.bytes()) + ".0")).symlink_to(hashed / "relay-ca.pem")
     assert _tls.hashed_ca_directory() == str(hashed)
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "missing"))
     assert _tls.hashed_ca_directory() is None
