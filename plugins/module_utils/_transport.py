@@ -9,13 +9,20 @@ Why not `requests` (or `ansible.module_utils.urls`): importing either costs more
 `ansible.module_utils.basic` itself, and every module pays that on every task (see
 benchmarks/). An API module needs one request at a time to one host: JSON or a form body,
 a connect and a read timeout, TLS with the system's CAs, the proxy variables, and to know
-whether a failed request could have reached the server. `http.client` and `ssl` do that.
+whether a failed request could have reached the server.
+
+Why not `http.client` either: it imports the `email` package to parse header fields, which was
+about a third of an API module's import cost beyond ansible's own (bench (e)). The part of
+HTTP/1.1 used here is small and is read as RFC 9112 says: a status line, header fields
+(obs-fold joined), a body framed by chunked coding, Content-Length or the connection's close
+(none for HEAD, 1xx, 204 and 304), interim 1xx answers skipped, keep-alive as HTTP/1.0 and 1.1
+define it, and a CONNECT tunnel for https through a proxy. tests/unit/.../test_transport.py
+replays the same wire answers to `http.client` and checks that both read them alike.
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import os
 import select
@@ -70,6 +77,16 @@ class ConnectionLost(TransportError):
 
 class ReadTimeout(TransportError):
     """The request went out and no answer came within the read timeout."""
+
+
+class _BadAnswer(Exception):
+    """What came back cannot be read as an HTTP/1.x answer (or stopped before its end)."""
+
+
+# Bounds on what a server can make us hold, as http.client's (_MAXLINE, _MAXHEADERS).
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 class FormBody(dict):
@@ -131,6 +148,11 @@ def _check_header(name, value):
     if any(char in text for char in "\r\n\0"):
         # The value is never quoted: it is often a key or token.
         raise InvalidHeader("the %s header value holds a line break or NUL character" % name)
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        # Header fields go on the wire as ISO-8859-1 (RFC 9110 5.5); again, the value is not quoted.
+        raise InvalidHeader("the %s header value holds a character outside ISO-8859-1" % name)
     return text
 
 
@@ -184,21 +206,158 @@ def _tls_context(verify, full_store=False):
     return verifying_context(full_store=full_store)
 
 
-def _open_connection(parts, port, proxy, context, timeout):
-    """A connected HTTP(S)Connection (through `proxy` if given); closed again if connecting fails."""
-    host, host_port = (proxy.hostname, proxy.port or 80) if proxy else (parts.hostname, port)
-    if context is not None:
-        connection = http.client.HTTPSConnection(host, host_port, timeout=timeout, context=context)
-        if proxy:
-            connection.set_tunnel(parts.hostname, port, headers=_proxy_auth_header(proxy))
-    else:
-        connection = http.client.HTTPConnection(host, host_port, timeout=timeout)
+def _host_field(hostname, port, default_port):
+    """`hostname[:port]` as the Host field and CONNECT target write it (IPv6 in brackets, IDN as A-labels)."""
     try:
-        connection.connect()
+        host = hostname.encode("ascii").decode("ascii")
+    except UnicodeError:
+        host = hostname.encode("idna").decode("ascii")
+    if ":" in host:
+        host = "[%s]" % host
+    return host if port == default_port else "%s:%d" % (host, port)
+
+
+def _open_tunnel(sock, hostname, port, proxy):
+    """CONNECT hostname:port through the proxy `sock` is connected to (RFC 9110 9.3.6)."""
+    authority = _host_field(hostname, port, None)
+    lines = ["CONNECT %s HTTP/1.1" % authority, "Host: %s" % authority]
+    lines += ["%s: %s" % item for item in _proxy_auth_header(proxy).items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    reader = sock.makefile("rb")
+    try:
+        _version, status, reason, _headers = _read_head(reader)
+    except _BadAnswer as exc:
+        raise OSError("the proxy's answer to CONNECT is not HTTP (%s)" % exc)
+    finally:
+        reader.close()
+    # Anything after a 2xx head belongs to the tunnel; a refusal's body is not read (the socket is closed).
+    if not 200 <= status < 300:
+        raise OSError("the proxy refused the tunnel to %s: %d %s" % (authority, status, reason.strip()))
+
+
+class _Connection:
+    """An open socket to one host (TLS-wrapped for https, tunnelled when a proxy is used)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def close(self):
+        self.sock.close()
+
+
+def _open_connection(parts, port, proxy, context, timeout):
+    """A connected _Connection (through `proxy` if given); the socket is closed again if connecting fails."""
+    host, host_port = (proxy.hostname, proxy.port or 80) if proxy else (parts.hostname, port)
+    sock = socket.create_connection((host, host_port), timeout)
+    try:
+        # The request's head and body go out in one send; no Nagle delay on a small request.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if context is not None:
+            if proxy:
+                _open_tunnel(sock, parts.hostname, port, proxy)
+            sock = context.wrap_socket(sock, server_hostname=parts.hostname)
     except BaseException:
-        connection.close()
+        sock.close()
         raise
-    return connection
+    return _Connection(sock)
+
+
+def _read_line(reader):
+    line = reader.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise _BadAnswer("a line of the answer is longer than %d bytes" % _MAX_LINE)
+    return line
+
+
+def _read_head(reader):
+    """(version, status, reason, [(name, value)]) of one answer: its status line and header fields."""
+    line = _read_line(reader)
+    if not line:
+        raise _BadAnswer("the server closed the connection without an answer")
+    text = line.decode("iso-8859-1").rstrip("\r\n")
+    version, _space, rest = text.partition(" ")
+    code, _space, reason = rest.partition(" ")
+    if not version.startswith("HTTP/1.") or len(code) != 3 or not (code.isascii() and code.isdigit()) \
+            or code[0] == "0":
+        raise _BadAnswer("not an HTTP/1.x status line: %r" % text[:60])
+    headers = []
+    while True:
+        line = _read_line(reader)
+        if line in (b"\r\n", b"\n"):
+            return version, int(code), reason, headers
+        if not line:
+            raise _BadAnswer("the connection closed inside the answer's header")
+        text = line.decode("iso-8859-1").rstrip("\r\n")
+        if text[:1] in (" ", "\t"):
+            if headers:  # obs-fold: a continuation of the field before (RFC 9112 5.2)
+                name, value = headers[-1]
+                headers[-1] = (name, (value + " " + text.strip()).strip())
+            continue
+        name, colon, value = text.partition(":")
+        if not colon or not name or name != name.strip():
+            continue  # not a field line: skipped, as lenient clients (http.client included) do
+        if len(headers) >= _MAX_HEADERS:
+            raise _BadAnswer("the answer has more than %d header fields" % _MAX_HEADERS)
+        headers.append((name, value.strip(" \t")))
+
+
+def _field_values(headers, wanted):
+    """The comma-separated tokens of every `wanted` field, lower-cased."""
+    tokens = []
+    for name, value in headers:
+        if name.lower() == wanted:
+            tokens.extend(token.strip().lower() for token in value.split(",") if token.strip())
+    return tokens
+
+
+def _read_chunked(reader):
+    chunks = []
+    while True:
+        line = _read_line(reader)
+        size_text = line.split(b";", 1)[0].strip().decode("iso-8859-1")
+        if not size_text or not set(size_text) <= _HEX_DIGITS:
+            if not line:
+                raise _BadAnswer("the connection closed inside the chunked body")
+            raise _BadAnswer("invalid chunk size line %r" % line[:40])
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        data = reader.read(size)
+        if len(data) < size or _read_line(reader) not in (b"\r\n", b"\n"):
+            raise _BadAnswer("the chunked body stopped inside a chunk")
+        chunks.append(data)
+    while _read_line(reader) not in (b"\r\n", b"\n", b""):
+        pass  # trailer fields: not used
+    return b"".join(chunks)
+
+
+def _read_answer(reader, method):
+    """(status, reason, headers, body, will_close) of the final answer to one request (RFC 9112 6.3)."""
+    version, status, reason, headers = _read_head(reader)
+    while 100 <= status < 200:  # interim answers (100 Continue, 103 Early Hints) come before the real one
+        version, status, reason, headers = _read_head(reader)
+    connection = _field_values(headers, "connection")
+    if version == "HTTP/1.0":
+        will_close = "keep-alive" not in connection and not any(name.lower() == "keep-alive" for name, _v in headers)
+    else:
+        will_close = "close" in connection
+    if method == "HEAD" or status in (204, 304):
+        return status, reason, headers, b"", will_close
+    codings = _field_values(headers, "transfer-encoding")
+    if codings:
+        if codings[-1] == "chunked":
+            return status, reason, headers, _read_chunked(reader), will_close
+        return status, reason, headers, reader.read(), True  # another coding: the body ends at the close
+    lengths = {value.strip() for name, value in headers if name.lower() == "content-length"}
+    if not lengths:
+        return status, reason, headers, reader.read(), True
+    length = lengths.pop()
+    if lengths or not (length.isascii() and length.isdigit()):
+        raise _BadAnswer("invalid Content-Length")
+    body = reader.read(int(length))
+    if len(body) < int(length):
+        raise _BadAnswer("the connection closed after %d of %s body bytes" % (len(body), length))
+    return status, reason, headers, body, will_close
 
 
 class PreparedRequest:
@@ -251,6 +410,9 @@ class Session:
             target += "?" + "&".join(query)
         if any(ord(char) <= 32 or ord(char) == 127 for char in target):
             raise InvalidUrl("%r holds a space or control character in its path or query" % url)
+        if not target.isascii():
+            # The request line is ASCII: other characters go percent-encoded as UTF-8 (as requests sends them).
+            target = "".join(char if char.isascii() else urllib.parse.quote(char) for char in target)
 
         all_headers = dict(self.headers)
         all_headers.update(headers or {})
@@ -274,24 +436,31 @@ class Session:
             target = urllib.parse.urlunsplit((parts.scheme, parts.netloc, target, "", ""))
             headers.extend(_proxy_auth_header(proxy).items())
         key = (parts.scheme, parts.hostname, port, bool(verify), proxy.geturl() if proxy else None)
+        head = ["%s %s HTTP/1.1" % (prepared.method, target),
+                "Host: %s" % _host_field(parts.hostname, port, 443 if parts.scheme == "https" else 80)]
+        head += ["%s: %s" % item for item in headers]
+        wire = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (prepared.body or b"")
         connection = self._connection(key, parts, port, proxy, verify, connect_timeout)
         try:
             connection.sock.settimeout(read_timeout)
-            connection.putrequest(prepared.method, target, skip_accept_encoding=True)
-            for name, value in headers:
-                connection.putheader(name, value)
-            connection.endheaders(prepared.body)
-            answer = connection.getresponse()
-            content = answer.read()
+            connection.sock.sendall(wire)
+            reader = connection.sock.makefile("rb")
+            try:
+                status, reason, answer_headers, content, will_close = _read_answer(reader, prepared.method)
+            finally:
+                reader.close()  # the file object only: the socket stays open for the next request
         except socket.timeout as exc:
             self._drop(key)
             raise ReadTimeout("no answer within %.1f s (%s)" % (read_timeout, exc or "timed out"))
-        except (OSError, http.client.HTTPException) as exc:
+        except _BadAnswer as exc:
+            self._drop(key)
+            raise ConnectionLost("no whole answer came back (%s)" % exc)
+        except OSError as exc:
             self._drop(key)
             raise ConnectionLost("the connection was lost (%s: %s)" % (type(exc).__name__, exc))
-        if answer.will_close:
+        if will_close:
             self._drop(key)
-        return Response(answer.status, answer.reason, Headers(answer.getheaders()), content)
+        return Response(status, reason, Headers(answer_headers), content)
 
     def _connection(self, key, parts, port, proxy, verify, connect_timeout):
         connection = self._connections.get(key)
@@ -315,7 +484,7 @@ class Session:
             raise TlsError(str(exc))
         except socket.timeout as exc:
             raise ConnectTimeout("no connection within %.1f s (%s)" % (connect_timeout, exc or "timed out"))
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
             raise ConnectFailed("could not connect to %s:%s (%s)" % (parts.hostname, port, exc))
         self._connections[key] = connection
         return connection

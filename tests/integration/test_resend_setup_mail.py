@@ -130,7 +130,11 @@ def test_failure_right_after_the_key_was_created_then_rerun_reuses_the_stored_ke
     assert rerun.returncode == 0, rerun.stdout[-4000:]
     assert [k["token"] for k in setup.our_keys(ref)] == [stored]
     creates = [e for e in setup.resend_calls() if e["method"] == "POST" and e["path"] in ("/api-keys", "/domains")]
-    assert [e["path"] for e in creates] == ["/domains", "/api-keys"]
+    # The team's limit is 5 requests a second (resend_api.py): a fast first run meets it at the key's
+    # create, which is then refused with 429 and sent again once the window resets. A refused create
+    # made nothing, so only the answered ones count.
+    assert {e["status"] for e in creates} <= {201, 429}
+    assert [e["path"] for e in creates if e["status"] == 201] == ["/domains", "/api-keys"]
     assert sandbox.supabase_auth_config(ref)["smtp_pass"] == stored
     assert len(sandbox.inbox(to=setup.recipient)) == 1
 

@@ -264,7 +264,7 @@ def test_https_is_tunnelled_through_the_proxy(tls_server, no_proxy, monkeypatch)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file)
     # The certificate is for 127.0.0.1, so the tunnel is asked for that host.
     assert _transport.Session().request("GET", "https://127.0.0.1:%d/v1" % upstream).status_code == 200
-    assert connects == ["CONNECT 127.0.0.1:%d HTTP/1.0" % upstream]
+    assert connects == ["CONNECT 127.0.0.1:%d HTTP/1.1" % upstream]
     listener.close()
 
 
