@@ -16,7 +16,7 @@ about a third of an API module's import cost beyond ansible's own (bench (e)). T
 HTTP/1.1 used here is small and is read as RFC 9112 says: a status line, header fields
 (obs-fold joined), a body framed by chunked coding, Content-Length or the connection's close
 (none for HEAD, 1xx, 204 and 304), interim 1xx answers skipped, keep-alive as HTTP/1.0 and 1.1
-define it, and a CONNECT tunnel for https through a proxy. tests/unit/.../test_transport.py
+define it, and a CONNECT tunnel for https through a proxy. tests/unit/.../test_transport_wire.py
 replays the same wire answers to `http.client` and checks that both read them alike.
 """
 
@@ -87,6 +87,7 @@ class _BadAnswer(Exception):
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class FormBody(dict):
@@ -105,6 +106,15 @@ class Headers:
             if key.lower() == wanted:
                 return value
         return default
+
+    def get_all(self, name):
+        """Every value of the field `name`, in order (a field may be sent on several lines)."""
+        wanted = name.lower()
+        return [value for key, value in self._items if key.lower() == wanted]
+
+    def tokens(self, name):
+        """The comma-separated items of every `name` field, lower-cased (RFC 9110 5.3: one list)."""
+        return [token.strip().lower() for value in self.get_all(name) for token in value.split(",") if token.strip()]
 
     def __getitem__(self, name):
         value = self.get(name)
@@ -208,10 +218,7 @@ def _tls_context(verify, full_store=False):
 
 def _host_field(hostname, port, default_port):
     """`hostname[:port]` as the Host field and CONNECT target write it (IPv6 in brackets, IDN as A-labels)."""
-    try:
-        host = hostname.encode("ascii").decode("ascii")
-    except UnicodeError:
-        host = hostname.encode("idna").decode("ascii")
+    host = hostname if hostname.isascii() else hostname.encode("idna").decode("ascii")
     if ":" in host:
         host = "[%s]" % host
     return host if port == default_port else "%s:%d" % (host, port)
@@ -235,18 +242,8 @@ def _open_tunnel(sock, hostname, port, proxy):
         raise OSError("the proxy refused the tunnel to %s: %d %s" % (authority, status, reason.strip()))
 
 
-class _Connection:
-    """An open socket to one host (TLS-wrapped for https, tunnelled when a proxy is used)."""
-
-    def __init__(self, sock):
-        self.sock = sock
-
-    def close(self):
-        self.sock.close()
-
-
 def _open_connection(parts, port, proxy, context, timeout):
-    """A connected _Connection (through `proxy` if given); the socket is closed again if connecting fails."""
+    """A connected socket: TLS-wrapped for https, tunnelled through `proxy` if given; closed if connecting fails."""
     host, host_port = (proxy.hostname, proxy.port or 80) if proxy else (parts.hostname, port)
     sock = socket.create_connection((host, host_port), timeout)
     try:
@@ -259,7 +256,7 @@ def _open_connection(parts, port, proxy, context, timeout):
     except BaseException:
         sock.close()
         raise
-    return _Connection(sock)
+    return sock
 
 
 def _read_line(reader):
@@ -279,7 +276,8 @@ def _read_head(reader):
     code, _space, reason = rest.partition(" ")
     if not version.startswith("HTTP/1.") or len(code) != 3 or not (code.isascii() and code.isdigit()) \
             or code[0] == "0":
-        raise _BadAnswer("not an HTTP/1.x status line: %r" % text[:60])
+        # Not quoted: on a kept connection it may be what is left of an answer that echoed the request.
+        raise _BadAnswer("the answer does not start with an HTTP/1.x status line")
     headers = []
     while True:
         line = _read_line(reader)
@@ -301,15 +299,6 @@ def _read_head(reader):
         headers.append((name, value.strip(" \t")))
 
 
-def _field_values(headers, wanted):
-    """The comma-separated tokens of every `wanted` field, lower-cased."""
-    tokens = []
-    for name, value in headers:
-        if name.lower() == wanted:
-            tokens.extend(token.strip().lower() for token in value.split(",") if token.strip())
-    return tokens
-
-
 def _read_chunked(reader):
     chunks = []
     while True:
@@ -318,7 +307,7 @@ def _read_chunked(reader):
         if not size_text or not set(size_text) <= _HEX_DIGITS:
             if not line:
                 raise _BadAnswer("the connection closed inside the chunked body")
-            raise _BadAnswer("invalid chunk size line %r" % line[:40])
+            raise _BadAnswer("a chunk does not start with its size")  # body bytes are never quoted
         size = int(size_text, 16)
         if size == 0:
             break
@@ -333,22 +322,23 @@ def _read_chunked(reader):
 
 def _read_answer(reader, method):
     """(status, reason, headers, body, will_close) of the final answer to one request (RFC 9112 6.3)."""
-    version, status, reason, headers = _read_head(reader)
+    version, status, reason, fields = _read_head(reader)
     while 100 <= status < 200:  # interim answers (100 Continue, 103 Early Hints) come before the real one
-        version, status, reason, headers = _read_head(reader)
-    connection = _field_values(headers, "connection")
+        version, status, reason, fields = _read_head(reader)
+    headers = Headers(fields)
+    connection = headers.tokens("Connection")
     if version == "HTTP/1.0":
-        will_close = "keep-alive" not in connection and not any(name.lower() == "keep-alive" for name, _v in headers)
+        will_close = "keep-alive" not in connection and "Keep-Alive" not in headers
     else:
         will_close = "close" in connection
     if method == "HEAD" or status in (204, 304):
         return status, reason, headers, b"", will_close
-    codings = _field_values(headers, "transfer-encoding")
+    codings = headers.tokens("Transfer-Encoding")
     if codings:
         if codings[-1] == "chunked":
             return status, reason, headers, _read_chunked(reader), will_close
         return status, reason, headers, reader.read(), True  # another coding: the body ends at the close
-    lengths = {value.strip() for name, value in headers if name.lower() == "content-length"}
+    lengths = {value.strip() for value in headers.get_all("Content-Length")}
     if not lengths:
         return status, reason, headers, reader.read(), True
     length = lengths.pop()
@@ -382,8 +372,8 @@ class Session:
         self._connections = {}
 
     def close(self):
-        for connection in self._connections.values():
-            connection.close()
+        for sock in self._connections.values():
+            sock.close()
         self._connections.clear()
 
     def request(self, method, url, json=None, params=None, headers=None, timeout=(10.0, 30.0), verify=True):
@@ -398,7 +388,7 @@ class Session:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidUrl("%r is not an http:// or https:// URL with a host" % url)
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
+            port = parts.port or _DEFAULT_PORTS[parts.scheme]
         except ValueError as exc:
             raise InvalidUrl("%r has an invalid port (%s)" % (url, exc))
         target = parts.path or "/"
@@ -431,20 +421,20 @@ class Session:
         connect_timeout, read_timeout = timeout
         parts, port, target, headers = prepared.parts, prepared.port, prepared.target, list(prepared.headers)
         proxy = _proxy_for(parts.scheme, parts.hostname)
+        host = _host_field(parts.hostname, port, _DEFAULT_PORTS[parts.scheme])
         if proxy is not None and parts.scheme == "http":
-            # A plain-HTTP proxy takes the whole URL in the request line.
-            target = urllib.parse.urlunsplit((parts.scheme, parts.netloc, target, "", ""))
+            # A plain-HTTP proxy takes the whole URL in the request line (without any user:password@).
+            target = "http://%s%s" % (host, target)
             headers.extend(_proxy_auth_header(proxy).items())
         key = (parts.scheme, parts.hostname, port, bool(verify), proxy.geturl() if proxy else None)
-        head = ["%s %s HTTP/1.1" % (prepared.method, target),
-                "Host: %s" % _host_field(parts.hostname, port, 443 if parts.scheme == "https" else 80)]
+        head = ["%s %s HTTP/1.1" % (prepared.method, target), "Host: %s" % host]
         head += ["%s: %s" % item for item in headers]
         wire = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (prepared.body or b"")
-        connection = self._connection(key, parts, port, proxy, verify, connect_timeout)
+        sock = self._connection(key, parts, port, proxy, verify, connect_timeout)
         try:
-            connection.sock.settimeout(read_timeout)
-            connection.sock.sendall(wire)
-            reader = connection.sock.makefile("rb")
+            sock.settimeout(read_timeout)
+            sock.sendall(wire)
+            reader = sock.makefile("rb")
             try:
                 status, reason, answer_headers, content, will_close = _read_answer(reader, prepared.method)
             finally:
@@ -460,18 +450,18 @@ class Session:
             raise ConnectionLost("the connection was lost (%s: %s)" % (type(exc).__name__, exc))
         if will_close:
             self._drop(key)
-        return Response(status, reason, Headers(answer_headers), content)
+        return Response(status, reason, answer_headers, content)
 
     def _connection(self, key, parts, port, proxy, verify, connect_timeout):
-        connection = self._connections.get(key)
-        if connection is not None and connection.sock is not None and not _is_dropped(connection.sock):
-            return connection
+        sock = self._connections.get(key)
+        if sock is not None and not _is_dropped(sock):
+            return sock
         self._drop(key)
         started = time.monotonic()
         context, lazy = _tls_context(verify) if parts.scheme == "https" else (None, False)
         try:
             try:
-                connection = _open_connection(parts, port, proxy, context, connect_timeout)
+                sock = _open_connection(parts, port, proxy, context, connect_timeout)
             except ssl.SSLError as exc:
                 if not retry_with_full_store(exc, lazy):
                     raise
@@ -479,20 +469,20 @@ class Session:
                 # within what is left of the connect timeout. Nothing was sent yet.
                 context, _lazy = _tls_context(verify, full_store=True)
                 left = max(0.001, connect_timeout - (time.monotonic() - started))
-                connection = _open_connection(parts, port, proxy, context, left)
+                sock = _open_connection(parts, port, proxy, context, left)
         except ssl.SSLError as exc:
             raise TlsError(str(exc))
         except socket.timeout as exc:
             raise ConnectTimeout("no connection within %.1f s (%s)" % (connect_timeout, exc or "timed out"))
         except OSError as exc:
             raise ConnectFailed("could not connect to %s:%s (%s)" % (parts.hostname, port, exc))
-        self._connections[key] = connection
-        return connection
+        self._connections[key] = sock
+        return sock
 
     def _drop(self, key):
-        connection = self._connections.pop(key, None)
-        if connection is not None:
-            connection.close()
+        sock = self._connections.pop(key, None)
+        if sock is not None:
+            sock.close()
 
 
 def _is_dropped(sock):

@@ -69,14 +69,6 @@ def server():
     httpd.server_close()
 
 
-@pytest.fixture
-def no_proxy(monkeypatch):
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
-                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "")
-
-
 def url(httpd, path="/v1/x"):
     return "http://127.0.0.1:%d%s" % (httpd.server_address[1], path)
 
